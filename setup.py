@@ -1,0 +1,66 @@
+"""One setup.py for both Python packages: ``syncvp_core`` (ROS-free) and ``syncvp_ros`` (the node).
+
+``pip install -e .[dev]`` for non-ROS users; ``colcon build`` for ROS users (ament_python).
+"""
+from glob import glob
+
+from setuptools import find_packages, setup
+
+PACKAGE = "syncvp_ros"
+
+# torch is pinned: a bare ``torch`` makes pip resolve a multi-GB CUDA build on CPU machines.
+TORCH = "torch==2.13.0"
+ROS = [
+    "ros-kilted-rclpy",
+    "ros-kilted-sensor-msgs",
+    "ros-kilted-rmw-fastrtps-cpp",
+    "ros-kilted-diagnostic-msgs",
+    "ros-kilted-std-srvs",
+]
+EXPORT = ["onnx>=1.16", "onnxruntime>=1.18"]
+SIM = ["mujoco>=3.1"]
+EVAL = ["scikit-image>=0.22", "matplotlib>=3.8", "imageio>=2.34"]
+DEV = ["pytest<9", "ruff>=0.6", "tensorboard>=2.16"]
+
+setup(
+    name=PACKAGE,
+    version="0.1.0",
+    description="SyncVP: online multi-modal (RGB + depth) video forecasting for ROS 2",
+    license="Apache-2.0",
+    python_requires=">=3.10",
+    packages=find_packages(include=["syncvp_core", "syncvp_core.*", "syncvp_ros", "syncvp_ros.*"]),
+    include_package_data=True,
+    package_data={"syncvp_core": ["assets/*", "assets/**/*"]},
+    data_files=[
+        ("share/ament_index/resource_index/packages", [f"resource/{PACKAGE}"]),
+        (f"share/{PACKAGE}", ["package.xml"]),
+        (f"share/{PACKAGE}/launch", glob("launch/*.launch.py")),
+        (f"share/{PACKAGE}/config", glob("config/*.yaml")),
+    ],
+    install_requires=[
+        TORCH,
+        "numpy>=1.24",
+        "pyyaml>=6",
+        "safetensors>=0.4",
+        "click>=8.1",
+        "tqdm>=4.66",
+        "pillow>=10",
+        "rosbags>=0.10",
+    ],
+    extras_require={
+        "ros": ROS,
+        "export": EXPORT,
+        "sim": SIM,
+        "eval": EVAL,
+        "dev": DEV,
+        "all": ROS + EXPORT + SIM + EVAL + DEV,
+    },
+    zip_safe=True,
+    entry_points={
+        "console_scripts": [
+            "syncvp = syncvp_core.cli:main",
+            "predictor_node = syncvp_ros.predictor_node:main",
+            "bag_player = syncvp_ros.bag_player:main",
+        ],
+    },
+)

@@ -1,0 +1,47 @@
+"""Metric depth <-> network range, in one place.
+
+Sensors give metric depth in metres (REP 118: 32FC1 metres, NaN/0/inf invalid). The network sees values
+in [-1, 1]:
+
+* ``inverse`` (default): ``x = 2 * (1/d - 1/max) / (1/min - 1/max) - 1``. Near objects, which matter most
+  to a robot, get most of the range; ``d = max`` maps to -1 and ``d = min`` to +1.
+* ``linear``: ``x = 2 * (d - min) / (max - min) - 1``.
+
+Depth is clipped to ``[min_m, max_m]`` first, so the inverse maps are exact for every in-range depth.
+Invalid pixels (non-finite or <= 0) are reported by a mask and filled with -1 (= ``max_m``, "far"), which
+is also what the autoencoder loss masks out.
+"""
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from .config import DepthConfig
+
+
+def valid_mask(depth_m: np.ndarray | torch.Tensor):
+    """True where a depth value is usable: finite and strictly positive."""
+    if isinstance(depth_m, torch.Tensor):
+        return torch.isfinite(depth_m) & (depth_m > 0)
+    return np.isfinite(depth_m) & (depth_m > 0)
+
+
+def normalize(depth_m: torch.Tensor, cfg: DepthConfig) -> tuple[torch.Tensor, torch.Tensor]:
+    """Metric depth -> ([-1, 1] values, validity mask). Invalid pixels become -1."""
+    mask = valid_mask(depth_m)
+    d = torch.where(mask, depth_m, torch.full_like(depth_m, cfg.max_m)).clamp(cfg.min_m, cfg.max_m)
+    if cfg.representation == "inverse":
+        lo, hi = 1.0 / cfg.max_m, 1.0 / cfg.min_m
+        x = 2.0 * (1.0 / d - lo) / (hi - lo) - 1.0
+    else:
+        x = 2.0 * (d - cfg.min_m) / (cfg.max_m - cfg.min_m) - 1.0
+    return x.clamp(-1.0, 1.0), mask
+
+
+def denormalize(x: torch.Tensor, cfg: DepthConfig) -> torch.Tensor:
+    """[-1, 1] values -> metric depth in metres (the exact inverse of :func:`normalize` on valid pixels)."""
+    u = (x.clamp(-1.0, 1.0) + 1.0) / 2.0
+    if cfg.representation == "inverse":
+        lo, hi = 1.0 / cfg.max_m, 1.0 / cfg.min_m
+        return 1.0 / (lo + u * (hi - lo))
+    return cfg.min_m + u * (cfg.max_m - cfg.min_m)
