@@ -1,0 +1,27 @@
+"""The interface the Predictor runs on: encode, decode and ONE joint denoising step.
+
+The DDIM loop, autoregressive rollout and guidance stay in host code (the Predictor), so every backend
+(torch eager/compiled, onnxruntime, TensorRT) only has to provide these three calls.
+"""
+from __future__ import annotations
+
+from typing import Protocol
+
+from torch import Tensor
+
+from ..triplane import Triplane
+
+
+class Backend(Protocol):
+    name: str
+    device: str
+
+    def encode(self, modality: str, x: Tensor) -> Triplane:
+        """modality "rgb" (B,3,T,H,W) or "depth" (B,1,T,H,W), values in [-1, 1] -> latent."""
+
+    def decode(self, modality: str, z: Triplane) -> Tensor:
+        """latent -> (B, C, T, H, W) in [-1, 1]."""
+
+    def denoise(self, x_r: Triplane, x_d: Triplane, t: Tensor, ctx_r: Triplane, ctx_d: Triplane,
+                present: Tensor) -> tuple[Triplane, Triplane]:
+        """One joint epsilon prediction for both modalities."""

@@ -1,0 +1,30 @@
+"""Plain PyTorch backend (CPU or CUDA), the reference the other backends are checked against."""
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+from ..models.syncvp import SyncVPModel
+from ..triplane import Triplane
+
+
+class TorchBackend:
+    name = "torch"
+
+    def __init__(self, model: SyncVPModel, device: str = "cpu"):
+        self.model = model.to(device).eval()
+        self.device = device
+
+    @torch.inference_mode()
+    def encode(self, modality: str, x: Tensor) -> Triplane:
+        ae = self.model.ae_rgb if modality == "rgb" else self.model.ae_depth
+        return ae.encode(x.to(self.device))
+
+    @torch.inference_mode()
+    def decode(self, modality: str, z: Triplane) -> Tensor:
+        ae = self.model.ae_rgb if modality == "rgb" else self.model.ae_depth
+        return ae.decode(z)
+
+    @torch.inference_mode()
+    def denoise(self, x_r, x_d, t, ctx_r, ctx_d, present):
+        return self.model.denoiser(x_r, x_d, t, ctx_r, ctx_d, present)

@@ -1,0 +1,91 @@
+"""DDIM sampling (Song et al. 2021), with the joint SyncVP loop.
+
+For a step from timestep t to the previous grid point s (alpha_bar_s = 1 after the last step):
+
+    x0_hat = (x_t - sqrt(1 - a_t) eps) / sqrt(a_t)                            (eq. 12, "predicted x0")
+    x0_hat = clip(x0_hat, -1, 1)   if clip_x0   (the latent is tanh-bounded)
+    sigma  = eta * sqrt((1 - a_s) / (1 - a_t)) * sqrt(1 - a_t / a_s)            (eq. 16)
+    x_s    = sqrt(a_s) x0_hat + sqrt(1 - a_s - sigma^2) eps + sigma z
+
+As in the official sampler, eps is not recomputed from the clipped x0. Defaults differ from the official
+evaluation on purpose: eta = 0 (deterministic DDIM; the official code silently used eta = 1) and the
+grid ends at t = 0 (the official grid's last network call is at t = 9).
+
+Both branches start from ONE shared initial noise and, for eta > 0, share the per-step noise too
+(shared-noise training makes that the matching choice).
+"""
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from ..config import SamplerConfig
+from ..triplane import Triplane
+from .schedule import NoiseSchedule
+
+
+class DDIMSampler:
+    def __init__(self, schedule: NoiseSchedule, steps: int, eta: float = 0.0, clip_x0: bool = True):
+        if not 1 <= steps <= schedule.num_timesteps:
+            raise ValueError(f"DDIM steps must be in [1, {schedule.num_timesteps}], got {steps}")
+        self.schedule = schedule
+        self.steps = steps
+        self.eta = eta
+        self.clip_x0 = clip_x0
+        # Evenly spaced grid from T-1 down to 0 (inclusive).
+        ts = np.round(np.linspace(schedule.num_timesteps - 1, 0, steps)).astype(np.int64)
+        self.timesteps: list[int] = [int(t) for t in ts]
+
+    @classmethod
+    def from_config(cls, schedule: NoiseSchedule, cfg: SamplerConfig, steps: int | None = None) -> DDIMSampler:
+        return cls(schedule, steps or cfg.steps, cfg.eta, cfg.clip_x0)
+
+    def prev_timestep(self, i: int) -> int:
+        return self.timesteps[i + 1] if i + 1 < len(self.timesteps) else -1
+
+    def step(self, eps: Tensor, i: int, x_t: Tensor, noise: Tensor | None = None) -> tuple[Tensor, Tensor]:
+        """One update from grid index i. Returns (x_prev, x0_hat)."""
+        ab = self.schedule.alphas_cumprod
+        a_t = float(ab[self.timesteps[i]])
+        s = self.prev_timestep(i)
+        a_s = float(ab[s]) if s >= 0 else 1.0
+        x0 = (x_t - (1 - a_t) ** 0.5 * eps) / a_t**0.5
+        if self.clip_x0:
+            x0 = x0.clamp(-1.0, 1.0)
+        sigma = self.eta * ((1 - a_s) / (1 - a_t)) ** 0.5 * (1 - a_t / a_s) ** 0.5
+        x_prev = a_s**0.5 * x0 + max(1 - a_s - sigma**2, 0.0) ** 0.5 * eps
+        if sigma > 0:
+            if noise is None:
+                raise ValueError("eta > 0 needs a noise tensor")
+            x_prev = x_prev + sigma * noise
+        return x_prev, x0
+
+
+DenoiseFn = Callable[[Triplane, Triplane, Tensor, Triplane, Triplane, Tensor], tuple[Triplane, Triplane]]
+
+
+def sample_joint(denoise: DenoiseFn, sampler: DDIMSampler, ctx_r: Triplane, ctx_d: Triplane, present: Tensor,
+                 like: Triplane, generator: torch.Generator | None = None) -> tuple[Triplane, Triplane]:
+    """Run the DDIM loop for both modalities. ``like`` gives the target latent shapes (T = chunk_frames);
+    ``denoise`` is one joint step (a torch module or an exported engine behind the same signature)."""
+    x_r = Triplane.randn_like(like, generator)
+    x_d = x_r  # one shared initial noise for both branches
+    b = like.batch
+    for i, t in enumerate(sampler.timesteps):
+        tt = torch.full((b,), t, dtype=torch.long, device=like.xy.device)
+        eps_r, eps_d = denoise(x_r, x_d, tt, ctx_r, ctx_d, present)
+        z = Triplane.randn_like(like, generator) if sampler.eta > 0 else None
+        x_r = _step_triplane(sampler, eps_r, i, x_r, z)
+        x_d = _step_triplane(sampler, eps_d, i, x_d, z)
+    return x_r, x_d
+
+
+def _step_triplane(sampler: DDIMSampler, eps: Triplane, i: int, x: Triplane, z: Triplane | None) -> Triplane:
+    planes = []
+    for e, xp, name in zip(eps.planes(), x.planes(), ("xy", "xt", "yt")):
+        zp = getattr(z, name) if z is not None else None
+        planes.append(sampler.step(e, i, xp, zp)[0])
+    return Triplane(*planes)

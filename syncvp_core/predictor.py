@@ -1,0 +1,241 @@
+"""The pure-Python predictor: context frames in, future colour and depth frames out. No ROS.
+
+    p = Predictor.from_checkpoint()                 # the shipped default model
+    out = p.predict(context_rgb, context_depth)     # uint8 (T,H,W,3), float32 metres (T,H,W)
+    out.rgb, out.depth, out.mode                    # (K,H,W,3) uint8, (K,H,W) float32 metres, "full"
+
+Resolution: frames of any size are resized to the model's resolution without cropping
+(:mod:`syncvp_core.imageops`) and predictions are resized back to the sensor size.
+
+Missing modality: pass ``None`` and the matching cross-modality guidance mode is used (RGB-only or
+depth-only); both modalities are still predicted.
+
+Long horizons: a horizon longer than one chunk is rolled out autoregressively. The next chunk's context is
+the last ``context_frames`` *decoded* frames of the previous chunk, kept as float pixels in [-1, 1]
+(never quantised to uint8 in between), re-encoded by the autoencoders, always in full mode since both
+modalities have now been predicted.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from . import depth as depth_norm
+from .backends.select import create_backend
+from .checkpoint import DEFAULT_CHECKPOINT, CheckpointError, config_from_meta, load_checkpoint, load_into
+from .config import ModelConfig, load_model_config
+from .diffusion.ddim import DDIMSampler, sample_joint
+from .diffusion.guidance import MODE_NAMES, mode_of
+from .diffusion.schedule import NoiseSchedule
+from .imageops import resize_depth, resize_rgb
+from .models.syncvp import SyncVPModel
+from .triplane import Triplane
+
+
+class PredictorError(ValueError):
+    """Invalid input to :meth:`Predictor.predict`; the message says which argument and why."""
+
+
+@dataclass
+class Prediction:
+    rgb: np.ndarray  # uint8 (K, H, W, 3) or (B, K, H, W, 3)
+    depth: np.ndarray  # float32 metres (K, H, W) or (B, K, H, W)
+    mode: str  # "full" | "rgb_only" | "depth_only"
+    steps: int
+    seed: int
+    timings: dict[str, float] = field(default_factory=dict)
+
+
+class Predictor:
+    # A depth frame with more invalid pixels than this is refused (pass None to predict from RGB alone).
+    max_invalid_depth_fraction = 0.95
+
+    def __init__(self, model: SyncVPModel, device: str = "cpu", backend: str = "torch",
+                 checkpoint: Path | None = None, meta: dict | None = None):
+        self.config: ModelConfig = model.cfg
+        self.device = device
+        self.model = model
+        self.backend = create_backend(backend, model, device, checkpoint)
+        self.backend_name = self.backend.name
+        self.checkpoint = checkpoint
+        self.meta = meta or {}
+        self.model_name = self.config.name
+        self.schedule = NoiseSchedule(self.config.diffusion)
+
+    # -- construction ------------------------------------------------------------------------------------
+
+    @classmethod
+    def from_checkpoint(cls, path: str | Path | None = None, device: str = "cpu", backend: str = "torch",
+                        ) -> Predictor:
+        """Load a full SyncVP checkpoint (safetensors). ``None`` = the shipped default model."""
+        path = Path(path) if path else DEFAULT_CHECKPOINT
+        if not path.exists() and path == DEFAULT_CHECKPOINT:
+            raise CheckpointError(
+                f"the default checkpoint {path} is missing from this installation; pass a checkpoint "
+                "path or train one (see README: Training)")
+        tensors, meta = load_checkpoint(path)
+        cfg = config_from_meta(meta, path)
+        model = SyncVPModel(cfg)
+        load_into(model, tensors, path)
+        return cls(model, device, backend, path, meta)
+
+    @classmethod
+    def from_config(cls, cfg: ModelConfig | str = "tiny", seed: int = 0, device: str = "cpu",
+                    backend: str = "torch") -> Predictor:
+        """A randomly initialised model (tests, benchmarks); its predictions are meaningless."""
+        cfg = load_model_config(cfg) if isinstance(cfg, str) else cfg
+        torch.manual_seed(seed)
+        model = SyncVPModel(cfg)
+        # Zero-initialised output layers would make a fresh model predict eps = 0; randomise them so that
+        # tests exercise a model whose outputs depend on its inputs.
+        with torch.no_grad():
+            for p in model.parameters():
+                if p.ndim > 1 and torch.count_nonzero(p) == 0:
+                    p.normal_(0, 0.02)
+        return cls(model, device, backend, None, {"random_init": True, "seed": seed})
+
+    # -- properties used by the node and the tools -------------------------------------------------------
+
+    @property
+    def context_frames(self) -> int:
+        return self.config.context_frames
+
+    @property
+    def chunk_frames(self) -> int:
+        return self.config.chunk_frames
+
+    @property
+    def frame_rate_hz(self) -> float:
+        return self.config.frame_rate_hz
+
+    @property
+    def resolution(self) -> tuple[int, int]:
+        return tuple(self.config.resolution)
+
+    # -- prediction --------------------------------------------------------------------------------------
+
+    def predict(self, context_rgb: np.ndarray | None = None, context_depth: np.ndarray | None = None,
+                horizon: int | None = None, steps: int | None = None, seed: int = 0) -> Prediction:
+        t0 = time.perf_counter()
+        rgb, dep, batched, out_hw = self._check(context_rgb, context_depth)
+        horizon = self.chunk_frames if horizon is None else int(horizon)
+        if horizon < 1:
+            raise PredictorError(f"horizon must be >= 1, got {horizon}")
+        steps = int(steps or self.config.sampler.steps)
+        sampler = DDIMSampler.from_config(self.schedule, self.config.sampler, steps)
+        mode = mode_of(rgb is not None, dep is not None)
+        b = (rgb if rgb is not None else dep).shape[0]
+        x_r = self._prep_rgb(rgb) if rgb is not None else None
+        x_d = self._prep_depth(dep) if dep is not None else None
+        present = torch.tensor([[float(x_r is not None), float(x_d is not None)]] * b, device=self.device)
+        gen = torch.Generator(device=self.device).manual_seed(int(seed))
+        out_r, out_d = [], []
+        done = 0
+        t_model = time.perf_counter()
+        while done < horizon:
+            ctx_r = self._encode_or_zeros("rgb", x_r, b)
+            ctx_d = self._encode_or_zeros("depth", x_d, b)
+            like = self._target_like(b)
+            z_r, z_d = sample_joint(self.backend.denoise, sampler, ctx_r, ctx_d, present, like, gen)
+            y_r, y_d = self.backend.decode("rgb", z_r), self.backend.decode("depth", z_d)
+            out_r.append(y_r)
+            out_d.append(y_d)
+            done += self.chunk_frames
+            # Autoregressive rollout: the newest decoded frames become the context, in float pixel space.
+            x_r, x_d = y_r[:, :, -self.context_frames:], y_d[:, :, -self.context_frames:]
+            present = torch.ones(b, 2, device=self.device)
+        t_post = time.perf_counter()
+        y_r = torch.cat(out_r, dim=2)[:, :, :horizon]
+        y_d = torch.cat(out_d, dim=2)[:, :, :horizon]
+        rgb_out, depth_out = self._postprocess(y_r, y_d, out_hw)
+        if not batched:
+            rgb_out, depth_out = rgb_out[0], depth_out[0]
+        t1 = time.perf_counter()
+        timings = {"total_s": t1 - t0, "model_s": t_post - t_model, "pre_s": t_model - t0, "post_s": t1 - t_post}
+        return Prediction(rgb_out, depth_out, MODE_NAMES[mode], steps, int(seed), timings)
+
+    # -- helpers -----------------------------------------------------------------------------------------
+
+    def _check(self, rgb, dep):
+        if rgb is None and dep is None:
+            raise PredictorError("at least one of context_rgb and context_depth must be given")
+        batched = None
+        if rgb is not None:
+            if not isinstance(rgb, np.ndarray):
+                raise PredictorError(f"context_rgb must be a numpy array, got {type(rgb).__name__}")
+            if rgb.dtype != np.uint8:
+                raise PredictorError(f"context_rgb must be uint8 RGB, got dtype {rgb.dtype}")
+            if rgb.ndim not in (4, 5) or rgb.shape[-1] != 3:
+                raise PredictorError(f"context_rgb must have shape (T,H,W,3) or (B,T,H,W,3), got {rgb.shape}")
+            batched = rgb.ndim == 5
+            rgb = rgb if batched else rgb[None]
+        if dep is not None:
+            if not isinstance(dep, np.ndarray):
+                raise PredictorError(f"context_depth must be a numpy array, got {type(dep).__name__}")
+            if dep.dtype not in (np.float32, np.float64):
+                raise PredictorError(
+                    f"context_depth must be float metres (float32), got dtype {dep.dtype}; convert 16UC1 "
+                    "millimetres with syncvp_core.data.encodings first")
+            if dep.ndim not in (3, 4):
+                raise PredictorError(f"context_depth must have shape (T,H,W) or (B,T,H,W), got {dep.shape}")
+            dep_batched = dep.ndim == 4
+            if batched is not None and dep_batched != batched:
+                raise PredictorError("context_rgb and context_depth must both be batched or both unbatched")
+            batched = dep_batched
+            dep = dep if dep_batched else dep[None]
+        ref = rgb if rgb is not None else dep
+        if ref.shape[1] == 0 or ref.shape[0] == 0:
+            raise PredictorError("the context is empty")
+        if ref.shape[1] < self.context_frames:
+            raise PredictorError(f"need at least {self.context_frames} context frames, got {ref.shape[1]}")
+        if rgb is not None and dep is not None:
+            if rgb.shape[:2] != dep.shape[:2]:
+                raise PredictorError(
+                    f"context_rgb has {rgb.shape[:2]} (batch, frames) but context_depth has {dep.shape[:2]}")
+            if rgb.shape[2:4] != dep.shape[2:4]:
+                raise PredictorError(
+                    f"colour frames are {rgb.shape[2:4]} but depth frames are {dep.shape[2:4]} (H, W): depth "
+                    "must be registered to the colour camera (e.g. aligned_depth_to_color)")
+        n = self.context_frames
+        rgb = rgb[:, -n:] if rgb is not None else None
+        if dep is not None:
+            dep = dep[:, -n:].astype(np.float32)
+            invalid = 1.0 - depth_norm.valid_mask(dep).mean(axis=(2, 3))
+            worst = float(invalid.max())
+            if worst > self.max_invalid_depth_fraction:
+                raise PredictorError(
+                    f"context depth has a frame with {worst:.0%} invalid pixels (NaN/inf/<=0); more than "
+                    f"{self.max_invalid_depth_fraction:.0%} is unusable: pass context_depth=None to predict "
+                    "from colour alone")
+        return rgb, dep, bool(batched), tuple(ref.shape[2:4])
+
+    def _prep_rgb(self, rgb: np.ndarray) -> torch.Tensor:
+        small = resize_rgb(rgb, self.resolution)  # (B, T, h, w, 3)
+        x = torch.from_numpy(small).to(self.device).float() / 127.5 - 1.0
+        return x.permute(0, 4, 1, 2, 3).contiguous()  # (B, 3, T, h, w)
+
+    def _prep_depth(self, dep: np.ndarray) -> torch.Tensor:
+        small = resize_depth(dep, self.resolution)  # (B, T, h, w), NaN = invalid
+        x, _ = depth_norm.normalize(torch.from_numpy(small).to(self.device), self.config.depth)
+        return x[:, None]  # (B, 1, T, h, w)
+
+    def _encode_or_zeros(self, modality: str, x: torch.Tensor | None, b: int) -> Triplane:
+        if x is not None:
+            return self.backend.encode(modality, x)
+        lh, lw = self.config.latent_size
+        return Triplane.zeros(b, self.config.autoencoder.latent_channels, self.context_frames, lh, lw,
+                              device=self.device)
+
+    def _target_like(self, b: int) -> Triplane:
+        lh, lw = self.config.latent_size
+        return Triplane.zeros(b, self.config.autoencoder.latent_channels, self.chunk_frames, lh, lw,
+                              device=self.device)
+
+    def _postprocess(self, y_r: torch.Tensor, y_d: torch.Tensor, out_hw) -> tuple[np.ndarray, np.ndarray]:
+        rgb = ((y_r.clamp(-1, 1) + 1.0) * 127.5).round().to(torch.uint8).permute(0, 2, 3, 4, 1).cpu().numpy()
+        dep = depth_norm.denormalize(y_d[:, 0].float(), self.config.depth).cpu().numpy().astype(np.float32)
+        return resize_rgb(rgb, out_hw), resize_depth(dep, out_hw)
