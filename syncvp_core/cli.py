@@ -6,6 +6,7 @@ stays fast and a missing optional dependency only affects the command that needs
 from __future__ import annotations
 
 import importlib
+import importlib.util
 
 import click
 
@@ -39,7 +40,10 @@ class LazyGroup(click.Group):
 
 def _available(name: str) -> bool:
     module_name = COMMANDS[name].split(":")[0]
-    return importlib.util.find_spec(module_name) is not None
+    try:
+        return importlib.util.find_spec(module_name) is not None
+    except ModuleNotFoundError:  # the command's package is not part of this build
+        return False
 
 
 @click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
