@@ -103,7 +103,7 @@ def decode_image(encoding: str, height: int, width: int, step: int, is_bigendian
     if enc in _COLOR:
         px = rows.reshape(height, width, bpp)
         if enc == "rgb8":
-            return np.ascontiguousarray(px)
+            return px.copy()  # own, writable memory (the message buffer may be read-only or reused)
         if enc == "bgr8" or enc == "bgra8":
             return np.ascontiguousarray(px[..., 2::-1])
         if enc == "rgba8":
