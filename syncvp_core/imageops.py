@@ -6,7 +6,7 @@ Policy (used by the Predictor, the dataset converters and the evaluation alike):
   ratios differ), so predictions cover the sensor's whole field of view. The way back is the inverse
   resize, so predicted pixels land where they belong and camera intrinsics scale per axis
   (fx * W_out / W_in, fy * H_out / H_in).
-* Colour is resized with area averaging when shrinking (antialiased bilinear) and bilinear when growing.
+* Colour is resized with area (box) averaging when shrinking and bilinear interpolation when growing.
 * Depth is resized with a **validity-weighted** average: invalid pixels (NaN, inf, <= 0) never bleed into
   valid ones; a model pixel whose source pixels are all invalid stays invalid (NaN).
 """
@@ -18,11 +18,18 @@ import torch.nn.functional as F
 
 
 def _resize(x: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
-    """(N, C, H, W) float -> (N, C, *size), antialiased when shrinking."""
-    if tuple(x.shape[-2:]) == tuple(size):
+    """(N, C, H, W) float -> (N, C, *size): box (area) average along shrinking axes, bilinear along growing
+    ones. Area averaging keeps each output pixel's footprint inside its own source pixels, which is what
+    makes the validity-weighted depth resize exact about holes."""
+    h, w = x.shape[-2:]
+    if (h, w) == tuple(size):
         return x
-    shrink = size[0] < x.shape[-2] or size[1] < x.shape[-1]
-    return F.interpolate(x, size=size, mode="bilinear", align_corners=False, antialias=shrink)
+    mid = (min(h, size[0]), min(w, size[1]))
+    if mid != (h, w):
+        x = F.interpolate(x, size=mid, mode="area")
+    if mid != tuple(size):
+        x = F.interpolate(x, size=size, mode="bilinear", align_corners=False)
+    return x
 
 
 def resize_rgb(frames: np.ndarray, size: tuple[int, int]) -> np.ndarray:
