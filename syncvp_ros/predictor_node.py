@@ -1,0 +1,608 @@
+"""The syncvp predictor node: colour + depth in, predicted future colour + depth out.
+
+A thin adapter. The logic lives in ROS-free modules this file wires together:
+
+* :mod:`syncvp_core.data.encodings` (via :mod:`.ros_io`): message <-> array, 16UC1 mm / 32FC1 m;
+* :mod:`syncvp_core.data.sync`: colour/depth pairing by stamp;
+* :mod:`.context`: the context window spaced at the model's frame interval, output stamps;
+* :mod:`.modes`: dropout detection and the guidance mode (full / rgb_only / depth_only / none);
+* :mod:`.worker`: the inference thread with a latest-only slot, latency and rate statistics;
+* :mod:`.health`: the diagnostics summary and rate-limited problem logging;
+* :mod:`.params`: every parameter, declared once.
+
+Lifecycle (``autostart`` = true does configure + activate in :func:`main`):
+
+* ``configure``: load the model and backend, warm up. A missing/corrupt checkpoint logs why and returns
+  FAILURE; the node stays up (unconfigured) and can be configured again after fixing the parameter.
+* ``activate``: create publishers, subscriptions, the worker thread and the mode timer.
+* ``deactivate``: stop the worker, destroy publishers and subscriptions.
+* ``cleanup``: drop the model (frees GPU memory).
+
+Run: ``python -m syncvp_ros.predictor_node --ros-args -p checkpoint:=... --params-file config/predict.yaml``
+"""
+from __future__ import annotations
+
+import json
+import random
+import threading
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import rclpy
+from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
+from rcl_interfaces.msg import (
+    FloatingPointRange,
+    IntegerRange,
+    ParameterDescriptor,
+    ParameterType,
+    SetParametersResult,
+)
+from rclpy.event_handler import PublisherEventCallbacks, SubscriptionEventCallbacks
+from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
+from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
+from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
+from sensor_msgs.msg import CameraInfo, Image
+from std_msgs.msg import Header, String
+from std_srvs.srv import SetBool
+
+from syncvp_core.data.encodings import EncodingError
+from syncvp_core.data.sync import StampSynchronizer, SyncEvent
+from syncvp_core.imageops import resize_depth, resize_rgb
+
+from . import context as ctx
+from . import health, params, ros_io
+from .modes import DEPTH_ONLY, NEEDS, NONE, RGB_ONLY, ModeTracker
+from .worker import LatencyStats, RateMeter, Worker
+
+NODE_NAME = "syncvp"
+_ROS_TYPES = {str: ParameterType.PARAMETER_STRING, int: ParameterType.PARAMETER_INTEGER,
+              float: ParameterType.PARAMETER_DOUBLE, bool: ParameterType.PARAMETER_BOOL}
+
+
+def descriptor(spec: params.ParamSpec) -> ParameterDescriptor:
+    """ROS descriptor of a table entry (description, type, range, read-only)."""
+    d = ParameterDescriptor(name=spec.name, type=_ROS_TYPES[spec.type], read_only=spec.read_only)
+    unit = f" [{spec.unit}]" if spec.unit else ""
+    scope = {"runtime": "", "configure": " Applied at configure.", "read_only": ""}[spec.scope]
+    d.description = f"{spec.description}{unit}{scope}"
+    if spec.choices:
+        d.additional_constraints = "one of: " + ", ".join(spec.choices)
+    if spec.range is not None and spec.type is int:
+        d.integer_range = [IntegerRange(from_value=int(spec.range[0]), to_value=int(spec.range[1]), step=0)]
+    if spec.range is not None and spec.type is float:
+        d.floating_point_range = [FloatingPointRange(from_value=float(spec.range[0]),
+                                                     to_value=float(spec.range[1]), step=0.0)]
+    return d
+
+
+@dataclass
+class _Job:
+    frames: list[ctx.Frame]
+    stamps_ns: list[int]
+    mode: str
+    frame_id: str
+    camera_info: CameraInfo | None
+    steps: int
+    seed: int
+
+
+class PredictorNode(LifecycleNode):
+    def __init__(self, node_name: str = NODE_NAME, **kwargs: Any):
+        super().__init__(node_name, **kwargs)
+        self._lock = threading.Lock()  # guards lifecycle teardown against the worker and timers
+        self._state = "unconfigured"
+        self._p: dict[str, Any] = {}
+        # Validation is registered first so that initial values (overrides, params files) are checked too.
+        self.add_on_set_parameters_callback(self._validate_params)
+        for spec in params.PARAMS:
+            self._p[spec.name] = self.declare_parameter(spec.name, spec.default, descriptor(spec)).value
+        self.add_post_set_parameters_callback(self._apply_params)
+
+        self.predictor = None
+        self.configure_error = ""
+        self._enabled = True
+        self._problems = health.ProblemLog()
+        self._latency = LatencyStats()  # inference (predict call)
+        self._age = LatencyStats()  # end to end: publish time - newest input stamp
+        self._rates = {"color": RateMeter(), "depth": RateMeter(), "predictions": RateMeter()}
+        self._predictions = 0
+        self._lazy_skips = 0
+        self._qos_incompatible = 0
+        self._reset_run_state()
+
+        # Always-on interfaces: diagnostics and status must explain an inactive or failed node too.
+        latched = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE,
+                             durability=DurabilityPolicy.TRANSIENT_LOCAL)
+        self._status_pub = self.create_publisher(String, "~/status", latched)
+        self._diag_pub = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
+        self._enable_srv = self.create_service(SetBool, "~/enable", self._on_enable)
+        self._diag_timer = self.create_timer(float(self._p["diagnostics_period"]), self._publish_diagnostics)
+
+    def _reset_run_state(self) -> None:
+        self.sync: StampSynchronizer | None = None
+        self.buffer: ctx.ContextBuffer | None = None
+        self.modes: ModeTracker | None = None
+        self.worker: Worker | None = None
+        self._subs: list = []
+        self._pubs: list[tuple[Any, Any, Any]] = []  # per horizon step: (color, depth, camera_info)
+        self._mode_timer = None
+        self._infos: dict[str, CameraInfo | None] = {"color": None, "depth": None}
+        self._frame_id = ""
+        self._last_status: dict[str, Any] = {}
+
+    # ============================================================================ parameters
+    def _validate_params(self, changes: list[rclpy.parameter.Parameter]) -> SetParametersResult:
+        for p in changes:
+            reason = params.check(p.name, p.value)
+            if reason is None and p.name in params.BY_NAME:
+                spec = params.BY_NAME[p.name]
+                if spec.scope == "configure" and self._state != "unconfigured" and p.value != self._p[p.name]:
+                    reason = (f"{p.name} is applied at configure: the node is {self._state}; deactivate "
+                              f"and clean it up first, then configure again")
+            if reason is not None:
+                self.get_logger().warning(f"rejected parameter change: {reason}")
+                return SetParametersResult(successful=False, reason=reason)
+        return SetParametersResult(successful=True)
+
+    def _apply_params(self, changes: list[rclpy.parameter.Parameter]) -> None:
+        for p in changes:
+            if p.name not in params.BY_NAME:
+                continue
+            value = float(p.value) if params.BY_NAME[p.name].type is float else p.value
+            self._p[p.name] = value
+            if p.name == "sync_slop" and self.sync is not None:
+                self.sync.slop_ns = int(round(value * 1e9))
+            elif p.name == "dropout_timeout" and self.modes is not None:
+                self.modes.timeout_s = value
+            elif p.name == "force_mode" and self.modes is not None:
+                self._log_transition(self.modes.set_force(value, self._now_s()))
+            elif p.name == "predict_rate_hz" and self.worker is not None:
+                self.worker.min_period_s = 1.0 / value if value > 0 else 0.0
+
+    # ============================================================================ lifecycle
+    def on_configure(self, state: LifecycleState) -> TransitionCallbackReturn:
+        """Load model + backend. FAILURE (-> unconfigured, node alive) with the reason on any error."""
+        checkpoint, backend = self._p["checkpoint"], self._p["backend"]
+        device = self._resolve_device(self._p["device"])
+        what = f"checkpoint={checkpoint or '<shipped default>'!r} backend={backend!r} device={device!r}"
+        try:
+            from syncvp_core.predictor import Predictor
+
+            if checkpoint.startswith("random:"):
+                self.get_logger().warning(
+                    f"checkpoint={checkpoint!r}: randomly initialised model; predictions are noise "
+                    "(tests and benchmarks only)")
+                pred = Predictor.from_config(checkpoint[len("random:"):], seed=0, device=device,
+                                             backend=backend)
+            else:
+                pred = Predictor.from_checkpoint(checkpoint or None, device=device, backend=backend)
+            self._warm_up(pred)
+        except Exception as e:  # any failure to load must leave the node alive and reconfigurable
+            self.configure_error = f"cannot load the model ({what}): {type(e).__name__}: {e}"
+            self.get_logger().error(
+                f"configure failed: {self.configure_error}. Fix the file or set the 'checkpoint'/'backend' "
+                "parameters, then trigger configure again.")
+            return TransitionCallbackReturn.FAILURE
+        self.predictor = pred
+        self.configure_error = ""
+        self._state = "inactive"
+        self.get_logger().info(
+            f"configured: model {pred.model_name} ({pred.context_frames} context -> horizon "
+            f"{self._horizon()} frames at {pred.frame_rate_hz:g} Hz), backend {pred.backend_name}, {what}")
+        return TransitionCallbackReturn.SUCCESS
+
+    def _resolve_device(self, device: str) -> str:
+        if device != "auto":
+            return device
+        import torch
+
+        return "cuda" if torch.cuda.is_available() else "cpu"
+
+    def _warm_up(self, pred) -> None:
+        n = int(self._p["warmup"])
+        if n <= 0:
+            return
+        h, w = pred.resolution
+        t = pred.context_frames
+        rgb = np.zeros((t, h, w, 3), np.uint8)
+        depth = np.ones((t, h, w), np.float32)
+        t0 = time.perf_counter()
+        for _ in range(n):
+            pred.predict(rgb, depth, horizon=self._horizon(pred), steps=self._p["steps"] or None, seed=0)
+        self.get_logger().info(f"warm-up: {n} inference(s) in {time.perf_counter() - t0:.2f} s")
+
+    def _horizon(self, pred=None) -> int:
+        pred = pred or self.predictor
+        return int(self._p["horizon"]) or int(pred.chunk_frames)
+
+    def on_activate(self, state: LifecycleState) -> TransitionCallbackReturn:
+        try:
+            self._activate()
+        except Exception as e:
+            self.get_logger().error(f"activate failed: {type(e).__name__}: {e}")
+            self._teardown()
+            return TransitionCallbackReturn.FAILURE
+        self._state = "active"
+        self._publish_status(event="activated")
+        return super().on_activate(state)
+
+    def _activate(self) -> None:
+        p, pred = self._p, self.predictor
+        rate = p["context_rate_hz"] or pred.frame_rate_hz
+        self.sync = StampSynchronizer(slop_s=p["sync_slop"], max_queue=p["sync_queue"],
+                                      on_event=self._on_sync_event, eager=True)
+        self.buffer = ctx.ContextBuffer(pred.context_frames, 1.0 / rate, stride=p["context_stride"],
+                                         backwards_tolerance_s=max(p["sync_slop"], 1e-3))
+        self.modes = ModeTracker(p["dropout_timeout"], self._now_s(), force=p["force_mode"])
+        in_qos = ros_io.qos_profile(p["input_qos"], p["input_qos_depth"])
+        out_qos = ros_io.qos_profile(p["output_qos"], p["output_qos_depth"])
+        for k in range(1, self._horizon() + 1):
+            self._pubs.append(tuple(
+                self.create_publisher(t, f"~/pred/h{k}/{name}", out_qos,
+                                      event_callbacks=self._pub_events(f"~/pred/h{k}/{name}"))
+                for t, name in ((Image, "color/image"), (Image, "depth/image"), (CameraInfo, "camera_info"))))
+        subs = ((Image, p["color_topic"], self._on_color), (Image, p["depth_topic"], self._on_depth),
+                (CameraInfo, p["color_info_topic"], lambda m: self._on_info("color", m)),
+                (CameraInfo, p["depth_info_topic"], lambda m: self._on_info("depth", m)))
+        for msg_type, topic, cb in subs:
+            self._subs.append(self.create_subscription(msg_type, topic, cb, in_qos,
+                                                       event_callbacks=self._sub_events(topic)))
+        self.worker = Worker(self._run_job, on_error=self._on_job_error)
+        self.worker.min_period_s = 1.0 / p["predict_rate_hz"] if p["predict_rate_hz"] > 0 else 0.0
+        self.worker.start()
+        # Dropouts must be noticed while nothing arrives at all, so the mode is also checked on a timer.
+        self._mode_timer = self.create_timer(min(0.1, p["dropout_timeout"] / 4), self._update_mode)
+        self.get_logger().info(
+            f"active: colour {p['color_topic']}, depth {p['depth_topic']} ({p['input_qos']}); publishing "
+            f"{self.get_fully_qualified_name()}/pred/h1..h{self._horizon()}; context {pred.context_frames} "
+            f"frames every {1.0 / rate:.3f} s" + (f" (stride {p['context_stride']})" if p["context_stride"]
+                                                   else ""))
+
+    def on_deactivate(self, state: LifecycleState) -> TransitionCallbackReturn:
+        self._teardown()
+        self._state = "inactive"
+        self._publish_status(event="deactivated")
+        return super().on_deactivate(state)
+
+    def on_cleanup(self, state: LifecycleState) -> TransitionCallbackReturn:
+        self._teardown()
+        self._free_model()
+        self._state = "unconfigured"
+        return TransitionCallbackReturn.SUCCESS
+
+    def on_shutdown(self, state: LifecycleState) -> TransitionCallbackReturn:
+        self._teardown()
+        self._free_model()
+        self._state = "finalized"
+        return TransitionCallbackReturn.SUCCESS
+
+    def on_error(self, state: LifecycleState) -> TransitionCallbackReturn:
+        self._teardown()
+        self._free_model()
+        self._state = "unconfigured"
+        return TransitionCallbackReturn.SUCCESS
+
+    def _teardown(self) -> None:
+        """Stop the worker first (it may be publishing), then destroy what activate created."""
+        worker, self.worker = self.worker, None
+        if worker is not None and not worker.stop(timeout=60.0):
+            self.get_logger().warning("the inference thread did not stop within 60 s")
+        with self._lock:
+            if self._mode_timer is not None:
+                self.destroy_timer(self._mode_timer)
+            for sub in self._subs:
+                self.destroy_subscription(sub)
+            for triple in self._pubs:
+                for pub in triple:
+                    self.destroy_publisher(pub)
+            self._reset_run_state()
+
+    def _free_model(self) -> None:
+        dev = getattr(self.predictor, "device", "cpu")
+        self.predictor = None
+        if str(dev).startswith("cuda"):
+            import torch
+
+            torch.cuda.empty_cache()
+
+    def autostart(self) -> bool:
+        """configure + activate (what a lifecycle manager would do); True when active."""
+        if self.trigger_configure() != TransitionCallbackReturn.SUCCESS:
+            return False
+        return self.trigger_activate() == TransitionCallbackReturn.SUCCESS
+
+    def stop(self) -> None:
+        """Stop threads before the node is destroyed (also after the context was shut down)."""
+        self._teardown()
+
+    # ============================================================================ QoS events
+    def _sub_events(self, topic: str) -> SubscriptionEventCallbacks:
+        def incompatible(info) -> None:
+            self._qos_incompatible += 1
+            self.get_logger().warning(
+                f"input {topic}: a publisher offers an incompatible QoS (policy id {info.last_policy_kind}, "
+                f"{info.total_count} so far); nothing is received from it. input_qos={self._p['input_qos']}"
+                + ("; cameras usually publish best effort: try input_qos:=SENSOR_DATA"
+                   if self._p["input_qos"] in ("DEFAULT", "RELIABLE") else ""))
+        return SubscriptionEventCallbacks(incompatible_qos=incompatible)
+
+    def _pub_events(self, topic: str) -> PublisherEventCallbacks:
+        def incompatible(info) -> None:
+            self._qos_incompatible += 1
+            self.get_logger().warning(
+                f"output {topic}: a subscriber requests an incompatible QoS (policy id "
+                f"{info.last_policy_kind}); output_qos={self._p['output_qos']}")
+        return PublisherEventCallbacks(incompatible_qos=incompatible)
+
+    # ============================================================================ input callbacks
+    def _now_s(self) -> float:
+        return self.get_clock().now().nanoseconds * 1e-9
+
+    def _problem(self, kind: str, message: str) -> None:
+        line = self._problems.report(kind, message, time.monotonic())
+        if line is not None:
+            self.get_logger().warning(line)
+
+    def _on_info(self, which: str, msg: CameraInfo) -> None:
+        self._infos[which] = msg
+
+    def _on_color(self, msg: Image) -> None:
+        if self.modes is None:
+            return
+        now = self._now_s()
+        self._rates["color"].tick(time.monotonic())
+        try:
+            rgb = ros_io.color_from_msg(msg)
+        except EncodingError as e:
+            self.modes.record("color", now, usable=False, problem=str(e))
+            self._problem("color_encoding", f"colour frame on {self._p['color_topic']} ignored: {e}")
+            self._update_mode()
+            return
+        self.modes.record("color", now, usable=True)
+        self._update_mode()
+        stamp = ros_io.stamp_ns(msg.header)
+        self._frame_id = msg.header.frame_id or self._frame_id
+        if not self.modes.force_excludes("color"):
+            for pair in self.sync.add_color(stamp, rgb):
+                self._on_pair(pair)
+        if self.modes.mode == RGB_ONLY:
+            self._push(ctx.Frame(stamp, rgb=rgb))
+
+    def _on_depth(self, msg: Image) -> None:
+        if self.modes is None:
+            return
+        now = self._now_s()
+        self._rates["depth"].tick(time.monotonic())
+        try:
+            depth = ros_io.depth_from_msg(msg)
+        except EncodingError as e:
+            self.modes.record("depth", now, usable=False, problem=str(e))
+            self._problem("depth_encoding", f"depth frame on {self._p['depth_topic']} ignored: {e}")
+            self._update_mode()
+            return
+        invalid = 1.0 - float(np.count_nonzero(np.isfinite(depth) & (depth > 0))) / max(depth.size, 1)
+        if invalid > self._p["depth_invalid_threshold"]:
+            why = f"{invalid:.0%} invalid pixels > depth_invalid_threshold {self._p['depth_invalid_threshold']}"
+            self.modes.record("depth", now, usable=False, problem=why)
+            self._problem("depth_invalid", f"depth frame on {self._p['depth_topic']} unusable: {why}")
+            self._update_mode()
+            return
+        self.modes.record("depth", now, usable=True)
+        self._update_mode()
+        stamp = ros_io.stamp_ns(msg.header)
+        if not self.modes.force_excludes("depth"):
+            for pair in self.sync.add_depth(stamp, depth):
+                self._on_pair(pair)
+        if self.modes.mode == DEPTH_ONLY:
+            if not self._frame_id:
+                self._frame_id = msg.header.frame_id
+            self._push(ctx.Frame(stamp, depth=depth))
+
+    def _on_pair(self, pair) -> None:
+        rgb, depth = pair.color, pair.depth
+        if rgb.shape[:2] != depth.shape[:2]:
+            if not self._p["allow_size_mismatch"]:
+                self._problem("size_mismatch",
+                              f"colour {rgb.shape[1]}x{rgb.shape[0]} and depth {depth.shape[1]}x{depth.shape[0]} "
+                              "differ: pair dropped. Depth must be registered to colour (e.g. RealSense "
+                              "align_depth); allow_size_mismatch:=true resizes depth to the colour size")
+                return
+            depth = resize_depth(depth, rgb.shape[:2])
+        self._push(ctx.Frame(pair.color_stamp_ns, rgb=rgb, depth=depth))
+
+    def _on_sync_event(self, ev: SyncEvent) -> None:
+        if ev.kind == "gap":
+            self.get_logger().debug(ev.message)
+
+    def _push(self, frame: ctx.Frame) -> None:
+        before = self.buffer.newest
+        result = self.buffer.push(frame)
+        if result == ctx.RESET_BACKWARDS:
+            back = (before.stamp_ns - frame.stamp_ns) / 1e9 if before else 0.0
+            self._problem("backwards", f"input stamps jumped back by {back:.3f} s (looping bag or restarted "
+                                       "driver): context reset")
+        elif result == ctx.RESET_SHAPE:
+            self._problem("size_change", f"image size changed to {frame.size[1]}x{frame.size[0]}: "
+                                         "context reset")
+        elif result == ctx.RESET_GAP:
+            self.get_logger().info("input gap longer than 3 context intervals: context restarted",
+                                   throttle_duration_sec=5.0)
+        if result in ctx.CHANGED:
+            self._maybe_submit()
+
+    def _update_mode(self) -> None:
+        if self.modes is not None:
+            self._log_transition(self.modes.update(self._now_s()))
+
+    def _log_transition(self, tr) -> None:
+        if tr is None:
+            return
+        if tr.new == NONE:
+            self.get_logger().error(f"{tr}: no predictions until a sensor returns")
+        elif tr.new in (RGB_ONLY, DEPTH_ONLY):
+            self.get_logger().warning(f"{tr}: predicting both modalities from the remaining one")
+        else:
+            self.get_logger().info(str(tr))
+        self._publish_status(event="mode")
+
+    # ============================================================================ inference
+    def _has_subscribers(self) -> bool:
+        return any(pub.get_subscription_count() > 0 for triple in self._pubs for pub in triple)
+
+    def _maybe_submit(self) -> None:
+        mode = self.modes.mode
+        if not self._enabled or mode == NONE or self.worker is None:
+            return
+        window = self.buffer.window(*NEEDS[mode])
+        if window is None:
+            return
+        if not self._p["always_predict"] and not self._has_subscribers():
+            self._lazy_skips += 1
+            return
+        seed = self._p["seed"] if self._p["seed"] >= 0 else random.randrange(2**31)
+        info = self._infos["color"] if mode != DEPTH_ONLY else self._infos["depth"]
+        info = info or self._infos["color"] or self._infos["depth"]
+        self.worker.submit(_Job(window.frames, window.output_stamps(self._horizon()), mode, self._frame_id,
+                                info, int(self._p["steps"]), seed))
+
+    def _run_job(self, job: _Job) -> None:
+        need_rgb, need_depth = NEEDS[job.mode]
+        rgb = np.stack([f.rgb for f in job.frames]) if need_rgb else None
+        depth = np.stack([f.depth for f in job.frames]) if need_depth else None
+        t0 = time.perf_counter()
+        out = self.predictor.predict(rgb, depth, horizon=len(job.stamps_ns), steps=job.steps or None,
+                                     seed=job.seed)
+        self._latency.add(time.perf_counter() - t0)
+        pred_rgb, pred_depth = out.rgb, out.depth
+        oh, ow = int(self._p["output_height"]), int(self._p["output_width"])
+        if oh or ow:
+            size = (oh or pred_rgb.shape[1], ow or pred_rgb.shape[2])
+            pred_rgb, pred_depth = resize_rgb(pred_rgb, size), resize_depth(pred_depth, size)
+        out_hw = pred_rgb.shape[1:3]
+        with self._lock:
+            if not self._pubs:  # deactivated while predicting
+                return
+            for k, (stamp, (pub_c, pub_d, pub_i)) in enumerate(zip(job.stamps_ns, self._pubs)):
+                header = Header(frame_id=job.frame_id)
+                ros_io.set_stamp(header, stamp)
+                if pub_c.get_subscription_count() or self._p["always_predict"]:
+                    pub_c.publish(ros_io.color_msg(pred_rgb[k], header))
+                if pub_d.get_subscription_count() or self._p["always_predict"]:
+                    pub_d.publish(ros_io.depth_msg(pred_depth[k], header, self._p["depth_encoding"]))
+                if job.camera_info is not None and (pub_i.get_subscription_count() or self._p["always_predict"]):
+                    pub_i.publish(ros_io.scaled_camera_info(job.camera_info, out_hw, header))
+        self._predictions += 1
+        now = self._now_s()
+        self._rates["predictions"].tick(time.monotonic())
+        self._age.add(now - job.frames[-1].stamp_ns * 1e-9)
+        self._publish_status(event="prediction", stamp_ns=job.frames[-1].stamp_ns, used_mode=job.mode,
+                             latency_ms=round(out.timings.get("total_s", 0.0) * 1e3, 2))
+
+    def _on_job_error(self, e: BaseException) -> None:
+        self._problem("predict_error", f"prediction failed: {type(e).__name__}: {e}")
+
+    # ============================================================================ enable, status, diagnostics
+    def _on_enable(self, req: SetBool.Request, resp: SetBool.Response) -> SetBool.Response:
+        self._enabled = bool(req.data)
+        resp.success = True
+        resp.message = "predictions enabled" if self._enabled else "predictions disabled"
+        self.get_logger().info(resp.message + " (~/enable)")
+        self._publish_status(event="enable")
+        return resp
+
+    def _publish_status(self, event: str = "heartbeat", **extra: Any) -> None:
+        status = {"event": event, "state": self._state, "enabled": self._enabled,
+                  "mode": self.modes.mode if self.modes is not None else NONE,
+                  "predictions": self._predictions}
+        if self.modes is not None:
+            status["conditioned_on"] = [m for m, need in zip(("color", "depth"), NEEDS[status["mode"]]) if need]
+        status.update(extra)
+        if "used_mode" in status:
+            status["conditioned_on"] = [m for m, need in zip(("color", "depth"), NEEDS[status["used_mode"]])
+                                        if need]
+        try:
+            self._status_pub.publish(String(data=json.dumps(status)))
+        except Exception:  # context already shut down (SIGINT while the worker finishes): nothing to say
+            pass
+
+    def diagnostics(self) -> tuple[health.Health, dict[str, str]]:
+        """The current health and key/values (also used by tests)."""
+        mode = self.modes.mode if self.modes is not None else NONE
+        waiting = self.buffer is not None and len(self.buffer) < self.buffer.length
+        h = health.assess(self._state, mode, self._enabled, self.configure_error, self._problems.take_recent(),
+                          waiting)
+        mono = time.monotonic()
+        ms = lambda v: "n/a" if v is None else f"{v * 1e3:.1f}"  # noqa: E731
+        pred = self.predictor
+        kv = {
+            "state": self._state, "mode": mode, "enabled": str(self._enabled),
+            "backend": getattr(pred, "backend_name", "n/a"), "model": getattr(pred, "model_name", "n/a"),
+            "checkpoint": self._p["checkpoint"] or "<shipped default>",
+            "color rate (Hz)": f"{self._rates['color'].rate(mono):.1f}",
+            "depth rate (Hz)": f"{self._rates['depth'].rate(mono):.1f}",
+            "prediction rate (Hz)": f"{self._rates['predictions'].rate(mono):.1f}",
+            "predictions": str(self._predictions),
+            "inference latency p50 (ms)": ms(self._latency.p50),
+            "inference latency p95 (ms)": ms(self._latency.p95),
+            "end-to-end age p50 (ms)": ms(self._age.p50),
+            "end-to-end age p95 (ms)": ms(self._age.p95),
+            "dropped work (stale contexts)": str(self.worker.dropped if self.worker else 0),
+            "skipped (no subscribers)": str(self._lazy_skips),
+            "incompatible QoS events": str(self._qos_incompatible),
+        }
+        if self.sync is not None:
+            s = self.sync.stats
+            kv.update({"synced pairs": str(s.pairs), "sync misses colour": str(s.unmatched_color),
+                       "sync misses depth": str(s.unmatched_depth),
+                       "sync |dt| mean (ms)": f"{s.mean_abs_dt_ns / 1e6:.1f}"})
+        if self.buffer is not None:
+            kv["context fill"] = f"{len(self.buffer)}/{self.buffer.length}"
+            kv["context dt (ms)"] = f"{self.buffer.measured_dt_ns() / 1e6:.1f}"
+            kv["context resets"] = str(sum(self.buffer.resets.values()))
+        if self.modes is not None:
+            kv["dropouts colour"] = str(self.modes.dropouts["color"])
+            kv["dropouts depth"] = str(self.modes.dropouts["depth"])
+        for kind, n in sorted(self._problems.totals.items()):
+            kv[f"bad input: {kind}"] = str(n)
+        return h, kv
+
+    def _publish_diagnostics(self) -> None:
+        h, kv = self.diagnostics()
+        pred = self.predictor
+        st = DiagnosticStatus(level=bytes([h.level]), name=f"{self.get_fully_qualified_name()}: predictor",
+                              message=h.message, hardware_id=getattr(pred, "model_name", "") or "syncvp",
+                              values=[KeyValue(key=k, value=v) for k, v in kv.items()])
+        arr = DiagnosticArray(status=[st])
+        arr.header.stamp = self.get_clock().now().to_msg()
+        self._diag_pub.publish(arr)
+        self._publish_status()
+
+
+def main(args: list[str] | None = None) -> None:
+    rclpy.init(args=args)
+    node = None
+    executor = SingleThreadedExecutor()
+    try:
+        node = PredictorNode()
+        executor.add_node(node)
+        if node.get_parameter("autostart").value:
+            if not node.autostart():
+                node.get_logger().error("autostart did not reach the active state; the node stays up: "
+                                        "fix the parameters and trigger configure/activate")
+        else:
+            node.get_logger().info("autostart is false: waiting for lifecycle configure/activate")
+        executor.spin()
+    except (KeyboardInterrupt, ExternalShutdownException):
+        pass
+    finally:
+        if node is not None:
+            node.stop()
+            node.destroy_node()
+        executor.shutdown()
+        rclpy.try_shutdown()
+
+
+if __name__ == "__main__":
+    main()
