@@ -1,0 +1,80 @@
+"""Baselines: copy-last is exact; constant velocity recovers a known global translation."""
+import numpy as np
+import pytest
+from scipy import ndimage
+
+from syncvp_core.evaluation.baselines import (
+    ConstantVelocity,
+    CopyLast,
+    phase_correlation,
+    refine_shift,
+    resize_ceiling,
+)
+
+
+def _texture(seed=0, size=(260, 340)):
+    rng = np.random.default_rng(seed)
+    t = ndimage.gaussian_filter(rng.uniform(0, 1, size + (3,)), (2, 2, 0))
+    return ((t - t.min()) / (t.max() - t.min()) * 255).astype(np.uint8)
+
+
+def _moving(big, d, n=6, h=60, w=80, y0=90, x0=120):
+    """Frames whose content moves by d=(dy, dx) integer pixels per frame (the crop window moves by -d)."""
+    return np.stack([big[y0 - k * d[0]:y0 - k * d[0] + h, x0 - k * d[1]:x0 - k * d[1] + w] for k in range(n)])
+
+
+def test_copy_last_is_exact_and_na_for_missing_modality():
+    rng = np.random.default_rng(0)
+    rgb = rng.integers(0, 256, (2, 8, 9, 3), dtype=np.uint8)
+    dep = rng.uniform(0.5, 3, (2, 8, 9)).astype(np.float32)
+    out = CopyLast().predict(rgb, dep, horizon=3)
+    assert out.mode == "full" and out.rgb.shape == (3, 8, 9, 3) and out.depth.shape == (3, 8, 9)
+    assert all(np.array_equal(f, rgb[-1]) for f in out.rgb)
+    assert all(np.array_equal(f, dep[-1]) for f in out.depth)
+    only_rgb = CopyLast().predict(rgb, None, horizon=3)
+    assert only_rgb.mode == "rgb_only" and only_rgb.depth is None
+    assert CopyLast().predict(None, dep, horizon=3).rgb is None
+
+
+@pytest.mark.parametrize("d", [(3, -5), (0, 7), (-4, 2)])
+def test_constant_velocity_recovers_integer_translation(d):
+    frames = _moving(_texture(), d)
+    cv = ConstantVelocity()
+    out = cv.predict(frames[:2], None, horizon=4)
+    assert cv.last_velocity == pytest.approx(d, abs=0.02)
+    for k in range(4):
+        my, mx = 1 + (k + 1) * abs(d[0]), 1 + (k + 1) * abs(d[1])  # border pixels left the context frame
+        inner = (slice(my, 60 - my), slice(mx, 80 - mx))
+        assert np.abs(out.rgb[k][inner].astype(int) - frames[2 + k][inner]).max() <= 1
+
+
+def test_constant_velocity_from_depth_only_moves_depth():
+    big = _texture(1).astype(np.float32)[..., 0] / 255.0 * 3 + 0.5  # metres
+    d = (2, -3)
+    frames = _moving(big[..., None].repeat(3, -1), d)[..., 0]
+    cv = ConstantVelocity()
+    out = cv.predict(None, frames[:2], horizon=2)
+    assert out.rgb is None and out.mode == "depth_only"
+    assert cv.last_velocity == pytest.approx(d, abs=0.05)
+    assert np.allclose(out.depth[0][8:-8, 8:-8], frames[2][8:-8, 8:-8])
+
+
+def test_subpixel_shift():
+    rng = np.random.default_rng(0)
+    big = ndimage.gaussian_filter(rng.uniform(0, 1, (300, 300)), 2)
+    d = (1.3, -2.6)
+    a, b = big[100:200, 100:220], ndimage.shift(big, d, order=3)[100:200, 100:220]
+    assert refine_shift(a, b, phase_correlation(a, b)) == pytest.approx(d, abs=0.05)
+
+
+def test_no_texture_means_no_motion_and_no_crash():
+    flat = np.full((2, 40, 50, 3), 128, np.uint8)
+    out = ConstantVelocity().predict(flat, None, horizon=2)
+    assert np.array_equal(out.rgb[1], flat[-1])
+
+
+def test_resize_ceiling_shapes():
+    rng = np.random.default_rng(0)
+    f = resize_ceiling(rng.integers(0, 256, (2, 30, 40, 3), dtype=np.uint8),
+                       rng.uniform(1, 2, (2, 30, 40)).astype(np.float32), (16, 16))
+    assert f.rgb.shape == (2, 30, 40, 3) and f.depth.shape == (2, 30, 40)
