@@ -1,0 +1,1 @@
+"""Training: autoencoders -> single-modality diffusion -> joint SyncVP (see docs/training.md)."""

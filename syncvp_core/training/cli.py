@@ -1,0 +1,58 @@
+"""``syncvp train`` and ``syncvp cache-latents``."""
+from __future__ import annotations
+
+import click
+
+from ..checkpoint import CheckpointError
+from ..config import ConfigError
+from .data import DataError
+
+
+def _session(config: str, overrides: tuple[str, ...]):
+    from .config import load_train_config
+    from .pipeline import Session
+
+    return Session(load_train_config(config, list(overrides)))
+
+
+@click.command(context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("--config", "config", required=True,
+              help="Train config: a name in config/train/ (e.g. default_tiny) or a YAML path.")
+@click.option("--stage", type=click.Choice(["ae", "single", "joint", "all"]), required=True,
+              help="ae: autoencoders; single: one diffusion model per modality (needs cached latents); joint: "
+                   "SyncVP initialised from the single models; all: ae -> cache-latents -> [single] -> joint.")
+@click.option("--modality", type=click.Choice(["rgb", "depth"]), default=None,
+              help="Train only this modality (stages ae/single); default both, one after the other.")
+@click.argument("overrides", nargs=-1)
+def train(config: str, stage: str, modality: str | None, overrides: tuple[str, ...]) -> None:
+    """Train SyncVP. OVERRIDES are key=value pairs applied to the train config, e.g. joint.steps=2000
+    run_dir=runs/x; keys starting with model. change the model config, e.g. model.resolution=[32,32].
+
+    Runs resume automatically from <run_dir>/<stage>/state.safetensors. Multi-process:
+    torchrun --nproc_per_node=N -m syncvp_core.training.cli ... (see docs/training.md)."""
+    try:
+        s = _session(config, overrides)
+        for p in s.run(stage, modality):
+            if s.info.main:
+                click.echo(f"wrote {p}")
+    except (ConfigError, CheckpointError, DataError) as e:
+        raise click.ClickException(str(e)) from e
+
+
+@click.command("cache-latents", context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("--config", "config", required=True, help="Train config (name in config/train/ or YAML path).")
+@click.argument("overrides", nargs=-1)
+def cache_latents(config: str, overrides: tuple[str, ...]) -> None:
+    """Encode every training clip once with the trained autoencoders (<run_dir>/ae_*/ema.safetensors) into
+    <run_dir>/latents.safetensors (or data.latent_cache), so diffusion training skips the encoder."""
+    try:
+        s = _session(config, overrides)
+        p = s.run_cache()
+        if s.info.main:
+            click.echo(f"wrote {p}")
+    except (ConfigError, CheckpointError, DataError) as e:
+        raise click.ClickException(str(e)) from e
+
+
+if __name__ == "__main__":  # torchrun -m syncvp_core.training.cli --stage ... (train only)
+    train()

@@ -1,0 +1,157 @@
+"""Stage orchestration: data loading, run directory layout, resolved configs, and the model bundle.
+
+Run directory (``run_dir`` of the train config)::
+
+    resolved_config.json            train + model config of the last invocation
+    ae_rgb/ ae_depth/               state.safetensors (resume), ema.safetensors (weights), losses.jsonl, tb/
+    latents.safetensors             cached latents (syncvp cache-latents)
+    single_rgb/ single_depth/ joint/
+    syncvp_<model>.safetensors      full model bundle (AEs + joint denoiser), what the Predictor loads
+"""
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from .. import __version__
+from ..checkpoint import CheckpointError
+from . import data as D
+from . import stages as S
+from .config import TrainConfig, resolved_json
+from .dist import DistInfo, barrier, init_distributed, resolve_device
+from .loop import train
+
+
+class Session:
+    """Everything a stage needs, set up once per process."""
+
+    def __init__(self, tcfg: TrainConfig, info: DistInfo | None = None):
+        self.tcfg = tcfg
+        self.cfg = tcfg.model_config()
+        self.device = resolve_device(tcfg.device)
+        self.info = info or init_distributed(self.device)
+        if self.device.startswith("cuda"):
+            self.device = resolve_device(tcfg.device, self.info)
+        if tcfg.threads and not self.device.startswith("cuda"):
+            torch.set_num_threads(tcfg.threads)
+        self.run_dir = Path(tcfg.run_dir)
+        self._seqs: list[D.Sequence] | None = None
+        if self.info.main:
+            self.run_dir.mkdir(parents=True, exist_ok=True)
+            (self.run_dir / "resolved_config.json").write_text(resolved_json(tcfg))
+        barrier(self.info)
+
+    # -- data ------------------------------------------------------------------------------------------
+
+    def sequences(self) -> list[D.Sequence]:
+        if self._seqs is None:
+            if self.tcfg.data.datasets:
+                raise D.DataError("data.datasets (sharded training format) is not supported by this trainer yet; "
+                                  "use data.folders")
+            self._seqs = D.load_sequences(self.tcfg.data.folders, self.cfg, self.tcfg.progress and self.info.main)
+        return self._seqs
+
+    def fingerprint(self) -> str:
+        return D.data_fingerprint(self.sequences(), self.tcfg.data.holdout_fraction)
+
+    def clips(self, length: int) -> D.ClipIndex:
+        return D.ClipIndex(self.sequences(), length, self.cfg.frame_rate_hz, self.tcfg.data.holdout_fraction)
+
+    def base_meta(self) -> dict[str, Any]:
+        return {"config": self.cfg.to_dict(), "train_config": self.tcfg.to_dict(), "code_version": __version__,
+                "data_fingerprint": self.fingerprint(), "seed": self.tcfg.seed}
+
+    def latent_path(self) -> Path:
+        custom = self.tcfg.data.latent_cache
+        return Path(custom) if custom else self.run_dir / "latents.safetensors"
+
+    def ae_path(self, mod: str) -> Path:
+        return self.run_dir / f"ae_{mod}" / "ema.safetensors"
+
+    def _stage_dir(self, name: str) -> Path:
+        d = self.run_dir / name
+        if self.info.main:
+            d.mkdir(parents=True, exist_ok=True)
+            (d / "resolved_config.json").write_text(resolved_json(self.tcfg))
+        return d
+
+    def _train(self, task: S.Task, scfg) -> Path:
+        t0 = time.time()
+        out = train(task, scfg, self._stage_dir(task.name), self.info, self.device, self.tcfg.seed, self.base_meta(),
+                    self.tcfg.compile, self.tcfg.bf16, self.tcfg.progress)
+        if self.info.main:
+            print(f"[{task.name}] done: {scfg.steps} steps, {time.time() - t0:.0f} s this invocation -> {out}")
+        return out
+
+    # -- stages ------------------------------------------------------------------------------------------
+
+    def run_ae(self, modality: str) -> Path:
+        clips = self.clips(self.cfg.chunk_frames)
+        torch.manual_seed(self.tcfg.seed)
+        task = S.ae_task(self.cfg, self.tcfg.ae, modality, clips, self.tcfg.data.hflip, self.device)
+        return self._train(task, self.tcfg.ae)
+
+    def run_cache(self) -> Path:
+        for mod in ("rgb", "depth"):
+            if not self.ae_path(mod).exists():
+                raise CheckpointError(f"{self.ae_path(mod)} not found: train `--stage ae --modality {mod}` first")
+        out = self.latent_path()
+        if self.info.main:
+            clips = self.clips(self.cfg.context_frames + self.cfg.chunk_frames)
+            S.cache_latents(self.cfg, self.ae_path("rgb"), self.ae_path("depth"), clips, self.tcfg.data.hflip, out,
+                            self.device, progress=self.tcfg.progress, meta=self.base_meta())
+        barrier(self.info)
+        return out
+
+    def _latents(self) -> S.Latents:
+        p = self.latent_path()
+        if not p.exists():
+            raise CheckpointError(f"{p} not found: run `syncvp cache-latents` (or --stage all) first")
+        return S.Latents(p, self.device)
+
+    def run_single(self, modality: str) -> Path:
+        torch.manual_seed(self.tcfg.seed)
+        task = S.single_task(self.cfg, self.tcfg.single, modality, self._latents(), self.device)
+        return self._train(task, self.tcfg.single)
+
+    def run_joint(self) -> Path:
+        aes = (self.ae_path("rgb"), self.ae_path("depth"))
+        task = S.joint_task(self.cfg, self.tcfg.joint, self._latents(), self.run_dir, self.device,
+                            aes if all(p.exists() for p in aes) else None)
+        out = self._train(task, self.tcfg.joint)
+        self.bundle()
+        return out
+
+    def bundle(self, out: Path | None = None, dtype: torch.dtype = torch.float32) -> Path:
+        out = out or self.run_dir / f"syncvp_{self.cfg.name}.safetensors"
+        if self.info.main:
+            parts = {"ae_rgb.": self.ae_path("rgb"), "ae_depth.": self.ae_path("depth"),
+                     "denoiser.": self.run_dir / "joint" / "ema.safetensors"}
+            from ..checkpoint import load_checkpoint
+
+            _, jmeta = load_checkpoint(parts["denoiser."])
+            meta = {**self.base_meta(), "stage": "bundle", "joint_step": jmeta.get("step"),
+                    "joint_init": jmeta.get("init")}
+            S.write_bundle(self.cfg, parts, out, meta, dtype)
+        barrier(self.info)
+        return out
+
+    def run(self, stage: str, modality: str | None) -> list[Path]:
+        mods = [modality] if modality else ["rgb", "depth"]
+        if stage == "ae":
+            return [self.run_ae(m) for m in mods]
+        if stage == "single":
+            return [self.run_single(m) for m in mods]
+        if stage == "joint":
+            return [self.run_joint()]
+        if stage == "all":
+            outs = [self.run_ae(m) for m in ("rgb", "depth")]
+            outs.append(self.run_cache())
+            if self.tcfg.joint.init == "singles":
+                outs += [self.run_single(m) for m in ("rgb", "depth")]
+            outs.append(self.run_joint())
+            return outs
+        raise ValueError(f"unknown stage {stage!r}")
