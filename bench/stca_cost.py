@@ -22,8 +22,8 @@ import torch
 from torch.utils.flop_counter import FlopCounterMode
 
 from syncvp_core.config import load_model_config
-from syncvp_core.models.syncvp import SyncVPDenoiser
 from syncvp_core.models.stca import NoFusion
+from syncvp_core.models.syncvp import SyncVPDenoiser
 from syncvp_core.triplane import Triplane
 
 
@@ -89,12 +89,12 @@ def run(resolution: int, reps: int):
             den(*inputs)
         step_flops = counter.get_total_flops()
 
-        def fusion_only():
+        def fusion_only(den=den, seen=seen):
             with torch.no_grad():
                 for i, args in seen:
                     den.fusion[i](*args)
 
-        def step():
+        def step(den=den, inputs=inputs):
             with torch.no_grad():
                 den(*inputs)
 
