@@ -112,7 +112,7 @@ def load_train_config(path: str | Path, overrides: list[str] | None = None) -> T
     appended to ``model_overrides`` so the resolved config records them.
     """
     p = resolve_config_path(path, "train")
-    data = load_yaml(p)
+    data = _load_with_base(p, [])
     model_ovr = [o[len("model."):] for o in overrides or [] if o.startswith("model.")]
     train_ovr = [o for o in overrides or [] if not o.startswith("model.")]
     data = apply_overrides(data, train_ovr)
@@ -125,6 +125,27 @@ def load_train_config(path: str | Path, overrides: list[str] | None = None) -> T
     except ConfigError as e:
         raise ConfigError(f"{p}: {e}") from e
     return cfg
+
+
+def _load_with_base(p: Path, seen: list[Path]) -> dict[str, Any]:
+    """A config may start from another one (``base: default_tiny``); its own keys win (mappings merge,
+    lists and scalars replace). This keeps ablation configs to the lines that differ."""
+    if p.resolve() in seen:
+        raise ConfigError(f"{p}: circular 'base' chain {[str(s) for s in seen]}")
+    data = load_yaml(p)
+    base = data.pop("base", None)
+    if base is None:
+        return data
+    if not isinstance(base, str):
+        raise ConfigError(f"{p}: base must be a train config name or path")
+    return _merge(_load_with_base(resolve_config_path(base, "train"), seen + [p.resolve()]), data)
+
+
+def _merge(a: dict[str, Any], b: dict[str, Any]) -> dict[str, Any]:
+    out = dict(a)
+    for k, v in b.items():
+        out[k] = _merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
+    return out
 
 
 def validate(cfg: TrainConfig) -> None:

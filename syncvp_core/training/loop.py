@@ -79,9 +79,12 @@ class _Order:
 
 def train(task: Task, scfg: OptimConfig, stage_dir: Path, info: DistInfo, device: str, seed: int,
           base_meta: dict[str, Any], compile_model: bool = False, bf16: bool = True,
-          progress: bool = True) -> Path:
+          progress: bool = True, stop_after: int | None = None) -> Path:
     """Train ``task`` for ``scfg.steps`` optimiser steps (resuming from ``stage_dir/state.safetensors``) and
-    export its (EMA) weights to ``stage_dir/ema.safetensors``. Returns the export path."""
+    export its (EMA) weights to ``stage_dir/ema.safetensors``. Returns the export path.
+
+    ``stop_after``: return right after this step without a final checkpoint, as if the process had been
+    killed there (tests of resume use it)."""
     stage_dir = Path(stage_dir)
     stage_dir.mkdir(parents=True, exist_ok=True)
     state_path = stage_dir / "state.safetensors"
@@ -184,6 +187,11 @@ def train(task: Task, scfg: OptimConfig, stage_dir: Path, info: DistInfo, device
         if due or step == scfg.steps:
             checkpoint()
             last_ckpt_t = time.time()
+        if stop_after is not None and step >= stop_after:
+            bar.close()
+            if writer is not None:
+                writer.close()
+            return stage_dir / "ema.safetensors"
     if not state_path.exists():
         checkpoint()
     bar.close()

@@ -28,8 +28,9 @@ from .loop import train
 class Session:
     """Everything a stage needs, set up once per process."""
 
-    def __init__(self, tcfg: TrainConfig, info: DistInfo | None = None):
+    def __init__(self, tcfg: TrainConfig, info: DistInfo | None = None, stop_after: int | None = None):
         self.tcfg = tcfg
+        self.stop_after = stop_after  # simulate a kill after this step (tests)
         self.cfg = tcfg.model_config()
         self.device = resolve_device(tcfg.device)
         self.info = info or init_distributed(self.device)
@@ -81,7 +82,7 @@ class Session:
     def _train(self, task: S.Task, scfg) -> Path:
         t0 = time.time()
         out = train(task, scfg, self._stage_dir(task.name), self.info, self.device, self.tcfg.seed, self.base_meta(),
-                    self.tcfg.compile, self.tcfg.bf16, self.tcfg.progress)
+                    self.tcfg.compile, self.tcfg.bf16, self.tcfg.progress, self.stop_after)
         if self.info.main:
             print(f"[{task.name}] done: {scfg.steps} steps, {time.time() - t0:.0f} s this invocation -> {out}")
         return out
@@ -122,7 +123,8 @@ class Session:
         task = S.joint_task(self.cfg, self.tcfg.joint, self._latents(), self.run_dir, self.device,
                             aes if all(p.exists() for p in aes) else None)
         out = self._train(task, self.tcfg.joint)
-        self.bundle()
+        if self.stop_after is None:
+            self.bundle()
         return out
 
     def bundle(self, out: Path | None = None, dtype: torch.dtype = torch.float32) -> Path:
