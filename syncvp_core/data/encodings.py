@@ -112,9 +112,7 @@ def decode_image(encoding: str, height: int, width: int, step: int, is_bigendian
     order = ">" if is_bigendian else "<"
     raw = np.ascontiguousarray(rows).view(order + _DEPTH[enc]).reshape(height, width)
     if enc == "16UC1":
-        out = raw.astype(np.float32) * np.float32(0.001)
-        out[raw == 0] = np.nan
-        return out
+        return depth_from_raw(raw, 1000.0)
     out = raw.astype(np.float32)
     out[~(np.isfinite(out) & (out > 0))] = np.nan
     return out
@@ -172,24 +170,44 @@ def encode_color(rgb: np.ndarray, encoding: str = "rgb8") -> tuple[str, int, int
     return enc, h, w, w * px.shape[2], data
 
 
-def depth_to_mm(depth_m: np.ndarray) -> np.ndarray:
-    """float metres -> uint16 millimetres (REP 118 16UC1): rounded; invalid or out of range -> 0."""
+# Integer depth units per metre of the formats we know (PNG folders, 16UC1).
+UNITS_PER_METRE = {"mm": 1000.0, "millimetre": 1000.0, "millimeter": 1000.0, "cm": 100.0, "m": 1.0,
+                   "tum": 5000.0}
+
+
+def depth_from_raw(raw: np.ndarray, units_per_metre: float) -> np.ndarray:
+    """Integer depth (e.g. uint16 PNG; 0 = invalid) in 1/units_per_metre metres -> float32 metres, NaN invalid.
+
+    ``units_per_metre``: 1000 for millimetres (16UC1, RealSense, real-rgbd folders), 5000 for TUM RGB-D.
+    """
+    if not units_per_metre > 0:
+        raise EncodingError(f"depth scale must be positive units per metre, got {units_per_metre}")
+    raw = np.asarray(raw)
+    out = raw.astype(np.float32) / np.float32(units_per_metre)
+    out[raw == 0] = np.nan
+    return out
+
+
+def depth_to_raw(depth_m: np.ndarray, units_per_metre: float) -> np.ndarray:
+    """float metres -> uint16 in 1/units_per_metre metres: rounded; invalid or out of range -> 0."""
     d = np.asarray(depth_m, dtype=np.float64)
     with np.errstate(invalid="ignore", over="ignore"):
-        r = np.round(d * 1000.0)
-    # A depth that rounds to 0 mm would read back as "invalid"; one beyond 65535 mm cannot be stored.
+        r = np.round(d * float(units_per_metre))
+    # A depth that rounds to 0 would read back as "invalid"; one beyond 65535 units cannot be stored.
     valid = np.isfinite(r) & (r >= 1) & (r <= 65535)
-    mm = np.zeros(d.shape, np.uint16)
-    mm[valid] = r[valid].astype(np.uint16)
-    return mm
+    out = np.zeros(d.shape, np.uint16)
+    out[valid] = r[valid].astype(np.uint16)
+    return out
+
+
+def depth_to_mm(depth_m: np.ndarray) -> np.ndarray:
+    """float metres -> uint16 millimetres (REP 118 16UC1): rounded; invalid or out of range -> 0."""
+    return depth_to_raw(depth_m, 1000.0)
 
 
 def mm_to_depth(mm: np.ndarray) -> np.ndarray:
     """uint16 millimetres (0 = invalid) -> float32 metres (NaN = invalid)."""
-    mm = np.asarray(mm)
-    out = mm.astype(np.float32) * np.float32(0.001)
-    out[mm == 0] = np.nan
-    return out
+    return depth_from_raw(mm, 1000.0)
 
 
 def encode_depth(depth_m: np.ndarray, encoding: str = "32FC1") -> tuple[str, int, int, int, bytes]:
@@ -247,7 +265,7 @@ def decode_compressed_color(format: str, data: bytes | memoryview) -> np.ndarray
         raise EncodingError(f"CompressedImage ({format!r}): cannot decode {len(data)} bytes: {e}") from e
     if im.mode in ("I;16", "I;16B", "I", "F"):
         raise EncodingError(f"CompressedImage ({format!r}) holds a {im.mode} image, expected 8-bit colour")
-    return np.ascontiguousarray(np.asarray(im.convert("RGB"), dtype=np.uint8))
+    return np.array(im.convert("RGB"), dtype=np.uint8)
 
 
 def encode_compressed_color(rgb: np.ndarray, codec: str = "jpeg", quality: int = 95) -> tuple[str, bytes]:
