@@ -124,8 +124,6 @@ class ContextBuffer:
             if frame.depth is not None:
                 newest.depth = frame.depth
             return MERGED
-        if self._last_offered_ns is not None and frame.stamp_ns > self._last_offered_ns:
-            self._periods.append(frame.stamp_ns - self._last_offered_ns)
         if newest is None:
             return self._keep(frame, ACCEPTED)
         if frame.stamp_ns < newest.stamp_ns:
@@ -137,6 +135,8 @@ class ContextBuffer:
         elapsed = frame.stamp_ns - newest.stamp_ns
         if elapsed > self.gap_factor * max(self.interval_ns, self.input_period_ns * max(self.stride, 1)):
             return self._restart(frame, RESET_GAP)
+        if self._last_offered_ns is not None and frame.stamp_ns > self._last_offered_ns:
+            self._periods.append(frame.stamp_ns - self._last_offered_ns)
         self._last_offered_ns = frame.stamp_ns
         self._offered_since_kept += 1
         if self.stride >= 1:

@@ -113,7 +113,8 @@ class PredictorNode(LifecycleNode):
         self._reset_run_state()
 
         # Always-on interfaces: diagnostics and status must explain an inactive or failed node too.
-        latched = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE,
+        # Transient local: a late subscriber gets the latest statuses (mode, last prediction) at once.
+        latched = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE,
                              durability=DurabilityPolicy.TRANSIENT_LOCAL)
         self._status_pub = self.create_publisher(String, "~/status", latched)
         self._diag_pub = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
@@ -440,6 +441,8 @@ class PredictorNode(LifecycleNode):
         if tr is None:
             return
         if tr.new == NONE:
+            if self.worker is not None:
+                self.worker.discard_pending()
             self.get_logger().error(f"{tr}: no predictions until a sensor returns")
         elif tr.new in (RGB_ONLY, DEPTH_ONLY):
             self.get_logger().warning(f"{tr}: predicting both modalities from the remaining one")
@@ -482,7 +485,7 @@ class PredictorNode(LifecycleNode):
             pred_rgb, pred_depth = resize_rgb(pred_rgb, size), resize_depth(pred_depth, size)
         out_hw = pred_rgb.shape[1:3]
         with self._lock:
-            if not self._pubs:  # deactivated while predicting
+            if not self._pubs or not self.context.ok():  # deactivated or shutting down while predicting
                 return
             for k, (stamp, (pub_c, pub_d, pub_i)) in enumerate(zip(job.stamps_ns, self._pubs)):
                 header = Header(frame_id=job.frame_id)
@@ -501,6 +504,8 @@ class PredictorNode(LifecycleNode):
                              latency_ms=round(out.timings.get("total_s", 0.0) * 1e3, 2))
 
     def _on_job_error(self, e: BaseException) -> None:
+        if not self.context.ok():
+            return  # shutting down (SIGINT) while a prediction was being published: nothing is wrong
         self._problem("predict_error", f"prediction failed: {type(e).__name__}: {e}")
 
     # ============================================================================ enable, status, diagnostics
@@ -598,6 +603,7 @@ def main(args: list[str] | None = None) -> None:
         pass
     finally:
         if node is not None:
+            print(f"[{NODE_NAME}] shutting down", flush=True)  # rosout is gone once the context is shut down
             node.stop()
             node.destroy_node()
         executor.shutdown()

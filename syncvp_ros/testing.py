@@ -137,6 +137,7 @@ class Harness:
     def close(self) -> None:
         import rclpy
 
+        self.stop_stream()
         self.node.stop()
         self.executor.shutdown(timeout_sec=2.0)
         self._thread.join(timeout=5.0)
@@ -168,7 +169,7 @@ class Harness:
             for what in self._record:
                 t, suffix = types[what]
                 self.subscribe(t, f"{base}/pred/h{k}/{suffix}", f"h{k}/{what}")
-        latched = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE,
+        latched = QoSProfile(depth=100, reliability=ReliabilityPolicy.RELIABLE,
                              durability=DurabilityPolicy.TRANSIENT_LOCAL)
         self.subscribe(String, f"{base}/status", "status", latched)
         self.subscribe(DiagnosticArray, "/diagnostics", "diagnostics")
@@ -216,6 +217,36 @@ class Harness:
             if sleep:
                 time.sleep(period_s)
         return start_t + n
+
+    def start_stream(self, start_t: int = 0, t0_ns: int = 1_000_000_000, period_s: float = 0.1,
+                     **kw: Any) -> None:
+        """Publish frames in a background thread until :meth:`stop_stream`; ``self.streaming`` says which
+        modalities are sent (change it to simulate a sensor dropping out and coming back)."""
+        self.streaming = {"color": True, "depth": True}
+        self.inject: list[Callable[[int, int], dict]] = []  # per-frame overrides: f(t, stamp) -> kwargs
+        self._stream_stop = threading.Event()
+        self.next_t = start_t
+
+        def run() -> None:
+            while not self._stream_stop.is_set():
+                t = self.next_t
+                stamp = t0_ns + int(round(t * period_s * 1e9))
+                extra = self.inject.pop(0)(t, stamp) if self.inject else {}
+                self.publish_frame(t, stamp, **{"color": self.streaming["color"],
+                                                "depth": self.streaming["depth"], **kw, **extra})
+                self.next_t = t + 1
+                self.frames_sent = getattr(self, "frames_sent", 0) + 1
+                self._stream_stop.wait(period_s)
+
+        self._stream_thread = threading.Thread(target=run, daemon=True)
+        self._stream_thread.start()
+
+    def stop_stream(self) -> int:
+        if getattr(self, "_stream_thread", None) is not None:
+            self._stream_stop.set()
+            self._stream_thread.join(timeout=5)
+            self._stream_thread = None
+        return getattr(self, "next_t", 0)
 
     def wait_until(self, pred: Callable[[], bool], timeout: float = 10.0) -> bool:
         end = time.monotonic() + timeout

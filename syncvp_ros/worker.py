@@ -109,6 +109,13 @@ class Worker:
         """Hand over a job without blocking; True when a pending older job was dropped for it."""
         return self._slot.put(job)
 
+    def discard_pending(self) -> int:
+        """Drop a job that has not started (e.g. both sensors are gone); counted as dropped."""
+        n = self._slot.clear()
+        for _ in range(n):
+            self._slot.count_drop()
+        return n
+
     def stop(self, timeout: float = 30.0) -> bool:
         """Stop after the job in progress (pending ones are discarded); True when the thread ended."""
         self._slot.close()

@@ -1,0 +1,73 @@
+"""The node as users start it: ``python -m syncvp_ros.predictor_node --ros-args ...`` in its own process."""
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("rclpy")
+
+from syncvp_ros.testing import camera_info_msg, color_msg, depth_msg, ros_env, synthetic_depth, synthetic_rgb  # noqa: E402
+
+pytestmark = pytest.mark.ros
+ROOT = Path(__file__).resolve().parent.parent
+S = 1_000_000_000
+
+
+def test_subprocess_node_answers_on_its_topics_and_exits_cleanly_on_sigint():
+    import rclpy
+    from rclpy.context import Context
+    from rclpy.executors import SingleThreadedExecutor
+    from rclpy.qos import qos_profile_sensor_data
+    from sensor_msgs.msg import CameraInfo, Image
+
+    domain = ros_env()
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]),
+               OMP_NUM_THREADS="1", PYTHONUNBUFFERED="1")
+    cmd = [sys.executable, "-m", "syncvp_ros.predictor_node", "--ros-args",
+           "--params-file", str(ROOT / "config" / "predict.yaml"),
+           "-p", "checkpoint:=random:tiny", "-p", "steps:=2", "-p", "horizon:=2", "-r", "__ns:=/cam0"]
+    proc = subprocess.Popen(cmd, env=env, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    output: list[str] = []
+    reader = threading.Thread(target=lambda: output.extend(proc.stdout), daemon=True)
+    reader.start()
+
+    ctx = Context()
+    rclpy.init(context=ctx, domain_id=domain)
+    node = rclpy.create_node("process_test_driver", context=ctx)
+    got: list = []
+    node.create_subscription(Image, "/cam0/syncvp/pred/h2/depth/image", got.append, 10)
+    pub_c = node.create_publisher(Image, "/camera/color/image_raw", qos_profile_sensor_data)
+    pub_d = node.create_publisher(Image, "/camera/aligned_depth_to_color/image_raw", qos_profile_sensor_data)
+    pub_i = node.create_publisher(CameraInfo, "/camera/color/camera_info", qos_profile_sensor_data)
+    ex = SingleThreadedExecutor(context=ctx)
+    ex.add_node(node)
+    try:
+        deadline = time.monotonic() + 60  # start-up includes importing torch and building the model
+        t = 0
+        while not got and time.monotonic() < deadline and proc.poll() is None:
+            stamp = S + t * S // 10
+            pub_i.publish(camera_info_msg(48, 64, stamp))
+            pub_c.publish(color_msg(synthetic_rgb(48, 64, t), stamp))
+            pub_d.publish(depth_msg(synthetic_depth(48, 64, t), stamp))
+            t += 1
+            ex.spin_once(timeout_sec=0.1)
+        assert got, "no prediction from the node process:\n" + "".join(output[-40:])
+        assert got[0].encoding == "32FC1" and (got[0].height, got[0].width) == (48, 64)
+        proc.send_signal(signal.SIGINT)
+        rc = proc.wait(timeout=30)
+        reader.join(timeout=5)
+        log = "".join(output)
+        assert rc == 0, log[-3000:]
+        assert "Traceback" not in log and "failed" not in log, log[-3000:]
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        ex.shutdown()
+        node.destroy_node()
+        rclpy.try_shutdown(context=ctx)
