@@ -27,8 +27,6 @@ import math
 from dataclasses import dataclass, field
 
 import numpy as np
-import torch
-import torch.nn.functional as F
 
 PSNR_MAX_DB = 100.0
 
@@ -85,28 +83,31 @@ def psnr(pred: np.ndarray, gt: np.ndarray) -> np.ndarray:
     return 10.0 * np.log10(1.0 / np.maximum(mse, 10.0 ** (-PSNR_MAX_DB / 10.0)))
 
 
-def _gaussian_kernel(size: int = 11, sigma: float = 1.5) -> torch.Tensor:
-    x = torch.arange(size, dtype=torch.float64) - (size - 1) / 2.0
-    k = torch.exp(-(x**2) / (2 * sigma**2))
+def _gaussian_kernel(size: int = 11, sigma: float = 1.5) -> np.ndarray:
+    x = np.arange(size, dtype=np.float64) - (size - 1) / 2.0
+    k = np.exp(-(x**2) / (2 * sigma**2))
     return k / k.sum()
 
 
 def ssim(pred: np.ndarray, gt: np.ndarray, win: int = 11, sigma: float = 1.5) -> np.ndarray:
     """Per-frame SSIM (mean over channels and the valid region); shape pred.shape[:-3]."""
+    from scipy.ndimage import correlate1d
+
     p, g = to_unit(pred), to_unit(gt)
     _check_pair(p, g)
     h, w = p.shape[-3:-1]
     if h < win or w < win:
         raise ValueError(f"SSIM needs frames of at least {win}x{win}, got {h}x{w}")
     lead = p.shape[:-3]
-    # (N*3, 1, H, W): each channel is filtered separately.
-    x = torch.from_numpy(p).reshape(-1, h, w, 3).permute(0, 3, 1, 2).reshape(-1, 1, h, w)
-    y = torch.from_numpy(g).reshape(-1, h, w, 3).permute(0, 3, 1, 2).reshape(-1, 1, h, w)
+    # (N, 3, H, W): each channel is filtered separately.
+    x = np.moveaxis(p.reshape(-1, h, w, 3), -1, 1)
+    y = np.moveaxis(g.reshape(-1, h, w, 3), -1, 1)
     k = _gaussian_kernel(win, sigma)
-    kh, kw = k.view(1, 1, win, 1), k.view(1, 1, 1, win)
+    r = (win - 1) // 2
 
-    def blur(t: torch.Tensor) -> torch.Tensor:  # separable Gaussian, "valid" (no padding)
-        return F.conv2d(F.conv2d(t, kh), kw)
+    def blur(t: np.ndarray) -> np.ndarray:  # separable Gaussian, then keep the "valid" part (no padding)
+        t = correlate1d(correlate1d(t, k, axis=-2, mode="constant"), k, axis=-1, mode="constant")
+        return t[..., r:h - r, r:w - r]
 
     c1, c2 = 0.01**2, 0.03**2
     mx, my = blur(x), blur(y)
@@ -114,8 +115,7 @@ def ssim(pred: np.ndarray, gt: np.ndarray, win: int = 11, sigma: float = 1.5) ->
     syy = blur(y * y) - my * my
     sxy = blur(x * y) - mx * my
     s = ((2 * mx * my + c1) * (2 * sxy + c2)) / ((mx * mx + my * my + c1) * (sxx + syy + c2))
-    per_channel = s.mean(dim=(-2, -1)).reshape(-1, 3)
-    return per_channel.mean(dim=1).numpy().reshape(lead)
+    return s.mean(axis=(-2, -1)).mean(axis=1).reshape(lead)
 
 
 def depth_errors(pred_m: np.ndarray, gt_m: np.ndarray) -> dict[str, np.ndarray]:
