@@ -115,17 +115,21 @@ def _create(kind: str, model: SyncVPModel, device: str, checkpoint: Path | None,
                                             compile_mode=opts.get("compile_mode"))
             return TorchBackend(model, device)
         if kind == "onnxruntime":
+            from ..export.deps import require
             from .onnxruntime_backend import OnnxRuntimeBackend
+
+            require("onnxruntime", "the onnxruntime backend")  # hint before exporting anything
+            if torch.device(device).type == "cuda" and not onnxruntime_cuda_available():
+                raise BackendError(f"device {device!r}: this onnxruntime has no CUDAExecutionProvider; install "
+                                   "onnxruntime-gpu instead of onnxruntime, or use device cpu")
 
             manifest = _manifest_for(model, checkpoint, options)
             return OnnxRuntimeBackend(manifest, device, threads=options.get("threads"))
+        from ..export.deps import require
         from .tensorrt_backend import TensorRTBackend
 
         if not tensorrt_available():
-            # Raise the install hint before exporting anything.
-            from ..export.deps import require
-
-            require("tensorrt", "the TensorRT backend")
+            require("tensorrt", "the TensorRT backend")  # the install hint, before exporting anything
         if not cuda_usable(device):
             raise BackendError(f"the TensorRT backend needs a CUDA device, got device={device!r}")
         manifest = _manifest_for(model, checkpoint, options)

@@ -32,13 +32,19 @@ def cache_root() -> Path:
     return (Path(xdg) if xdg else Path.home() / ".cache") / "syncvp"
 
 
+def export_dir_for(model: SyncVPModel, root: str | Path | None = None, opset: int = DEFAULT_OPSET,
+                   dynamic_batch: bool = True) -> Path:
+    """Where :func:`ensure_export` keeps the export of ``model`` (whether or not it exists yet)."""
+    root = Path(root) if root else cache_root()
+    ident = "|".join([weights_sha256(model), model.cfg.to_json(), str(opset), str(dynamic_batch), torch.__version__,
+                      __version__])
+    return root / "onnx" / hashlib.sha256(ident.encode()).hexdigest()[:20]
+
+
 def ensure_export(model: SyncVPModel, root: str | Path | None = None, opset: int = DEFAULT_OPSET,
                   dynamic_batch: bool = True, source: dict | None = None) -> Manifest:
     """The export directory for ``model``, exporting it first if this exact model was never exported."""
-    root = Path(root) if root else cache_root()
-    wsha = weights_sha256(model)
-    ident = "|".join([wsha, model.cfg.to_json(), str(opset), str(dynamic_batch), torch.__version__, __version__])
-    final = root / "onnx" / hashlib.sha256(ident.encode()).hexdigest()[:20]
+    final = export_dir_for(model, root, opset, dynamic_batch)
     if final.exists():
         try:
             return read_manifest(final)

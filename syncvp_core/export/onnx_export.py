@@ -132,6 +132,8 @@ def _export_one(module, args, path: Path, input_names, output_names, opset, dyna
         warnings.filterwarnings("ignore", category=torch.jit.TracerWarning)
         warnings.filterwarnings("ignore", message=".*dynamo.*", category=DeprecationWarning)
         warnings.filterwarnings("ignore", message="Constant folding")
+        warnings.filterwarnings("ignore", message=".*legacy TorchScript-based ONNX export")
+        warnings.filterwarnings("ignore", message="The feature will be removed")
         try:
             torch.onnx.export(module, args, str(path), **kwargs)
         except Exception as e:  # the exporters raise many types; name the graph and keep the cause
