@@ -36,6 +36,9 @@ def _convert(flat: dict[str, np.ndarray]) -> dict[str, torch.Tensor]:
 
 
 class LPIPS(nn.Module):
+    # Smallest frame side AlexNet's two 3x3/2 max-pools still accept after the 11x11/4 convolution.
+    min_size = 31
+
     def __init__(self) -> None:
         super().__init__()
         cin = 3

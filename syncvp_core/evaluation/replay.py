@@ -254,6 +254,10 @@ class WindowScorer:
               forecasts: dict[str, dict[str, Forecast | None]]) -> None:
         """Score one window. ``forecasts[scenario][method]`` (None = the method failed on this window)."""
         self.windows += 1
+        if self.lpips is not None and min(fut_rgb.shape[1:3]) < self.lpips.min_size:
+            self.unavailable["lpips"] = (f"frames of {fut_rgb.shape[1]}x{fut_rgb.shape[2]} are smaller than "
+                                         f"AlexNet's minimum of {self.lpips.min_size} px")
+            self.lpips = None
         gt_feats = None
         if self.lpips is not None:
             with torch.no_grad():

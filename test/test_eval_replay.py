@@ -1,0 +1,200 @@
+"""eval-bag end to end on tiny bags, the streaming core, determinism, and bad input."""
+import json
+
+import numpy as np
+import pytest
+import torch
+import yaml
+from click.testing import CliRunner
+
+from syncvp_core.data.bag import write_rgbd_bag
+from syncvp_core.data.frames import RGBDFrame, intrinsics_matrix
+from syncvp_core.evaluation import weights
+from syncvp_core.evaluation.cli import eval_bag
+from syncvp_core.evaluation.replay import (
+    EvalError,
+    EvalProtocol,
+    evaluate_frames,
+    fvd_chunks,
+    pick_frames,
+    windows,
+)
+from syncvp_core.predictor import Predictor
+from syncvp_core.testing import micro_config
+
+H, W = 32, 40
+T0 = 1_700_000_000_000_000_000
+
+
+def _frames(n, rate_hz=10.0, seed=0, drop=()):
+    """A texture sliding right by 1 px per frame, with a depth ramp; optional dropped indices."""
+    rng = np.random.default_rng(seed)
+    tex = rng.integers(0, 256, (H, W + n + 4, 3), dtype=np.uint8)
+    out = []
+    for i in range(n):
+        if i in drop:
+            continue
+        rgb = np.ascontiguousarray(tex[:, n - i:n - i + W])
+        depth = np.linspace(0.8, 3.0, W, dtype=np.float32)[None].repeat(H, 0) + 0.01 * i
+        depth[0, :3] = np.nan
+        out.append(RGBDFrame(T0 + int(i * 1e9 / rate_hz), rgb, depth, intrinsics_matrix(30, 30, W / 2, H / 2)))
+    return out
+
+
+@pytest.fixture(scope="module")
+def micro_yaml(tmp_path_factory):
+    path = tmp_path_factory.mktemp("cfg") / "micro.yaml"
+    path.write_text(yaml.safe_dump(json.loads(micro_config().to_json())))
+    return path
+
+
+@pytest.fixture(scope="module")
+def predictor():
+    return Predictor.from_config(micro_config(), seed=0)
+
+
+class FakeI3D(torch.nn.Module):
+    """Stands in for I3D in plumbing tests (the real network is tested in test_eval_perceptual)."""
+
+    def forward(self, x):
+        return torch.cat([x.mean(dim=(2, 3, 4)), x.std(dim=(2, 3, 4))], dim=1)
+
+
+def _metric_models(fvd=False):
+    from syncvp_core.evaluation.lpips import LPIPS
+
+    try:
+        lp, why = LPIPS.pretrained(), {}
+    except weights.MetricUnavailable as e:
+        lp, why = None, {"lpips": str(e)}
+    return lp, (FakeI3D() if fvd else None), (why if fvd else {**why, "fvd": "disabled in this test"})
+
+
+def test_eval_bag_cli_end_to_end(tmp_path, micro_yaml):
+    bag = tmp_path / "bag"
+    write_rgbd_bag(bag, _frames(14))
+    out = tmp_path / "out"
+    res = CliRunner().invoke(eval_bag, [str(bag), "--out", str(out), "--random-init", str(micro_yaml),
+                                        "--max-windows", "2", "--steps", "2", "--no-fvd", "--quiet"])
+    assert res.exit_code == 0, res.output
+    for name in ("metrics.json", "report.md", "animation_full.gif", "animation_rgb_only.gif",
+                 "animation_depth_only.gif", "animation_still.png", "plots/psnr.png", "plots/absrel.png"):
+        assert (out / name).is_file(), name
+    data = json.loads((out / "metrics.json").read_text())
+    assert data["counts"]["windows_evaluated"] == 2
+    assert data["protocol"]["frame_step"] == 1 and data["protocol"]["horizon"] == 4
+    assert len(data["protocol_hash"]) == 16 and data["protocol"]["model"]["random_init"]
+    res_ = data["results"]
+    assert set(res_) == {"full", "rgb_only", "depth_only"}
+    for scenario in res_:
+        assert set(res_[scenario]) == {"model", "copy_last", "const_velocity", "resize_ceiling"}
+        assert res_[scenario]["model"]["absrel"]["available"]  # the model forecasts both modalities
+        assert len(res_[scenario]["model"]["absrel"]["mean"]) == 4
+    assert not res_["rgb_only"]["copy_last"]["absrel"]["available"]  # baselines never invent depth
+    assert res_["rgb_only"]["copy_last"]["psnr"]["available"]
+    assert not res_["depth_only"]["const_velocity"]["ssim"]["available"]
+    assert data["fvd"]["available"] is False and "disabled" in data["fvd"]["reason"]
+    report = (out / "report.md").read_text()
+    assert "copy-last" in report and "RGB-only" in report and "N/A" in report and "![psnr]" in report
+    assert "randomly initialised" in report
+
+
+def test_deterministic_and_fvd_plumbing(predictor):
+    frames = _frames(24)
+    proto = EvalProtocol(horizon=14, max_windows=2, steps=1, stride=2, resize_ceiling=False,
+                         scenarios=("full", "rgb_only"))
+    models = _metric_models(fvd=True)
+    a = evaluate_frames(frames, predictor, proto, progress=False, metric_models=models)
+    b = evaluate_frames(frames, predictor, proto, progress=False, metric_models=models)
+    assert a.results == b.results and a.protocol["hash"] == b.protocol["hash"]
+    assert a.fvd["available"] and a.fvd["chunks_per_window"] == [[0, 16]]
+    v = a.fvd["values"]
+    assert v["full"]["copy_last"]["rgb"]["n_clips"] == 2 and v["full"]["model"]["depth"]["value"] is not None
+    assert "depth" not in v["rgb_only"]["copy_last"]  # N/A, not a number
+    c = evaluate_frames(frames, predictor, EvalProtocol(max_windows=1, steps=1, seed=5, scenarios=("full",)),
+                        progress=False, metric_models=(None, None, {"lpips": "off", "fvd": "off"}))
+    assert c.protocol["hash"] != a.protocol["hash"]
+
+
+def test_copy_last_scores_exactly_on_a_static_scene(predictor):
+    f = _frames(1)[0]
+    frames = [RGBDFrame(T0 + i * 100_000_000, f.rgb, f.depth) for i in range(6)]
+    r = evaluate_frames(frames, predictor, EvalProtocol(max_windows=1, steps=1, scenarios=("full",)),
+                        progress=False, metric_models=_metric_models())
+    cl = r.results["full"]["copy_last"]
+    assert cl["psnr"]["mean"] == [100.0] * 4 and cl["absrel"]["mean"] == [0.0] * 4
+    assert cl["coverage"]["mean"] == [1.0] * 4
+
+
+def test_frame_step_auto_from_stamps_and_gaps(predictor):
+    frames = _frames(40, rate_hz=30.0, drop={21})  # 30 Hz bag, 10 Hz model -> every 3rd frame
+    r = evaluate_frames(frames, predictor, EvalProtocol(steps=1, stride=1, scenarios=("full",), baselines=(),
+                                                        resize_ceiling=False),
+                        progress=False, metric_models=(None, None, {"lpips": "off", "fvd": "off"}))
+    assert r.protocol["frame_step"] == 3 and r.protocol["effective_rate_hz"] == pytest.approx(10.0)
+    assert r.counts["picked_frames"] == 13 and r.counts["windows_skipped_gap"] == 0
+
+
+def test_windows_with_a_recording_gap_are_skipped(predictor):
+    frames = _frames(20, drop={8, 9, 10})
+    r = evaluate_frames(frames, predictor, EvalProtocol(steps=1, stride=1, scenarios=("full",), baselines=(),
+                                                        resize_ceiling=False),
+                        progress=False, metric_models=(None, None, {"lpips": "off", "fvd": "off"}))
+    assert r.counts["windows_skipped_gap"] > 0 and r.counts["windows_evaluated"] > 0
+
+
+def test_window_helpers():
+    class F:
+        def __init__(self, s):
+            self.stamp_ns = s
+
+    picked = [f.stamp_ns for f in pick_frames([F(i * 10) for i in range(10)], period_ns=30, source_interval_ns=10)]
+    assert picked == [0, 30, 60, 90]
+    wins = [[x for x in w] for w in windows(range(7), length=3, stride=2)]
+    assert wins == [[0, 1, 2], [2, 3, 4], [4, 5, 6]]
+    assert fvd_chunks(10) == [] and fvd_chunks(16) == [(0, 16)] and fvd_chunks(30) == [(0, 16), (14, 30)]
+
+
+def test_too_short_is_a_clear_error(tmp_path, micro_yaml):
+    bag = tmp_path / "short"
+    write_rgbd_bag(bag, _frames(4))
+    res = CliRunner().invoke(eval_bag, [str(bag), "--out", str(tmp_path / "o"), "--random-init", str(micro_yaml),
+                                        "--quiet", "--no-fvd", "--no-lpips"])
+    assert res.exit_code != 0
+    assert "no window could be evaluated" in res.output and "needs 6 picked frames" in res.output
+
+
+def test_bag_without_the_topics_is_a_clear_error(tmp_path, micro_yaml):
+    bag = tmp_path / "bag"
+    write_rgbd_bag(bag, _frames(3))
+    res = CliRunner().invoke(eval_bag, [str(bag), "--out", str(tmp_path / "o"), "--random-init", str(micro_yaml),
+                                        "--topics", "color=/cam/rgb,depth=/cam/depth", "--quiet"])
+    assert res.exit_code != 0
+    assert "'/cam/rgb' not in the bag" in res.output and "/camera/color/image_raw" in res.output
+
+
+def test_corrupt_bag_is_a_clear_error(tmp_path, micro_yaml):
+    bag = tmp_path / "bag"
+    write_rgbd_bag(bag, _frames(12))
+    mcap = bag / "bag.mcap"
+    data = mcap.read_bytes()
+    mcap.write_bytes(data[: len(data) // 2])
+    res = CliRunner().invoke(eval_bag, [str(bag), "--out", str(tmp_path / "o"), "--random-init", str(micro_yaml),
+                                        "--quiet", "--no-fvd", "--no-lpips"])
+    assert res.exit_code != 0 and "truncated or corrupt" in res.output
+    assert "Traceback" not in res.output
+
+
+def test_bad_options_are_clear(tmp_path, micro_yaml):
+    res = CliRunner().invoke(eval_bag, [str(tmp_path / "nope"), "--out", str(tmp_path / "o"), "--scenarios",
+                                        "full,sideways", "--random-init", str(micro_yaml)])
+    assert res.exit_code != 0 and "unknown scenario" in res.output
+    res = CliRunner().invoke(eval_bag, [str(tmp_path / "nope"), "--out", str(tmp_path / "o"), "--random-init",
+                                        str(micro_yaml)])
+    assert res.exit_code != 0 and "no such bag" in res.output
+
+
+def test_too_few_frames_in_memory():
+    with pytest.raises(EvalError, match="no frames"):
+        evaluate_frames([], Predictor.from_config(micro_config()), progress=False,
+                        metric_models=(None, None, {}))
