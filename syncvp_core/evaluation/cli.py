@@ -263,6 +263,8 @@ def demo(out: str, bags: tuple[str, ...], max_windows: int, steps: int | None, c
 @click.option("--future", "future_frames", type=int, default=28, show_default=True,
               help="Predicted frames (autoregressive rollout).")
 @click.option("--size", type=int, default=128, show_default=True, help="Evaluation resolution (square).")
+@click.option("--resize", type=click.Choice(["squash", "center-crop"]), default="squash", show_default=True,
+              help="squash = the project's no-crop policy; center-crop = the official loader's square crop.")
 @click.option("--max-videos", type=int, default=None, help="Evaluate at most N videos (sorted order).")
 @click.option("--trajectories", type=int, default=1, show_default=True,
               help="Stochastic samples per video; >1 reports mean-of-N and best-of-N separately.")
@@ -289,7 +291,8 @@ def eval_dataset(root: str, out: str, **kw: Any) -> None:
     try:
         predictor = load_predictor(kw["checkpoint"], kw["random_init"], kw["device"], "torch")
         proto = DatasetProtocol(split=kw["split"], context_frames=kw["context_frames"],
-                                future_frames=kw["future_frames"], size=kw["size"], max_videos=kw["max_videos"],
+                                future_frames=kw["future_frames"], size=kw["size"], resize=kw["resize"],
+                                max_videos=kw["max_videos"],
                                 trajectories=kw["trajectories"], steps=kw["steps"], seed=kw["seed"],
                                 depth_format=kw["depth_format"], lpips=not kw["no_lpips"], fvd=not kw["no_fvd"])
         result = evaluate_dataset(root, predictor, proto, progress=not kw["quiet"])
