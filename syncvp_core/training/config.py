@@ -34,6 +34,7 @@ class OptimConfig:
     lr: float = 1e-4
     betas: tuple[float, float] = (0.9, 0.999)
     weight_decay: float = 0.01
+    eps: float = 1e-8             # AdamW epsilon
     warmup_steps: int = 50
     min_lr_ratio: float = 0.01
     grad_clip: float = 1.0        # max global grad norm; 0 disables clipping
@@ -148,7 +149,26 @@ def _merge(a: dict[str, Any], b: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+def _fix_floats(obj: Any, path: str = "") -> None:
+    """YAML 1.1 reads ``1e-4`` (no dot) as a string; accept it as the float it obviously is, and refuse any
+    other non-number in a float field (the generic loader lets strings through there)."""
+    import dataclasses
+    import typing
+
+    hints = typing.get_type_hints(type(obj))
+    for f in dataclasses.fields(obj):
+        v = getattr(obj, f.name)
+        if dataclasses.is_dataclass(v):
+            _fix_floats(v, f"{path}{f.name}.")
+        elif hints[f.name] is float and not isinstance(v, float):
+            try:
+                setattr(obj, f.name, float(v))
+            except (TypeError, ValueError):
+                raise ConfigError(f"{path}{f.name} must be a number, got {v!r}") from None
+
+
 def validate(cfg: TrainConfig) -> None:
+    _fix_floats(cfg)
     for name in STAGES:
         s: OptimConfig = getattr(cfg, name)
         if s.steps < 0 or s.batch_size < 1 or s.grad_accum < 1:

@@ -90,7 +90,8 @@ def train(task: Task, scfg: OptimConfig, stage_dir: Path, info: DistInfo, device
     state_path = stage_dir / "state.safetensors"
     module = task.module.to(device)
     params = list(module.parameters())
-    opt = torch.optim.AdamW(params, lr=scfg.lr, betas=tuple(scfg.betas), weight_decay=scfg.weight_decay)
+    opt = torch.optim.AdamW(params, lr=scfg.lr, betas=tuple(scfg.betas), weight_decay=scfg.weight_decay,
+                            eps=scfg.eps)
     ema = EMA(module, scfg.ema_decay) if scfg.ema_decay > 0 else None
     step, epoch, pos = 0, 0, 0
     if state_path.exists():
