@@ -195,3 +195,26 @@ def test_random_streams_invariants(seed):
         assert len({p.color for p in pairs}) == len(pairs) == len({p.depth for p in pairs})
         assert [p.stamp_ns for p in pairs] == sorted(p.stamp_ns for p in pairs)
         assert sum(e.kind == "unmatched" for e in events) == stats.unmatched_color + stats.unmatched_depth
+
+
+def test_half_period_interleaving_keeps_every_pair():
+    # Kinect stamps (TUM fr1_xyz): a colour frame almost midway between two depth frames; its nearest depth
+    # pairs with the next colour, so the earlier depth is left to it (as TUM's associate.py does).
+    d = [(994_164 * 1000, "d0"), (1_027_881 * 1000, "d1")]
+    c = [(1_011_215 * 1000, "c0"), (1_043_227 * 1000, "c1")]
+    pairs, stats, _ = synchronize(c, d, slop_s=0.02)
+    assert [(p.color, p.depth) for p in pairs] == [("c0", "d0"), ("c1", "d1")]
+
+
+def test_shared_tum_association_reproduced():
+    import csv
+    from pathlib import Path
+
+    path = Path("/work/shared/data/real-rgbd/tum_freiburg1_xyz/frames.csv")
+    if not path.exists():
+        pytest.skip("shared real-rgbd data not available")
+    rows = list(csv.DictReader(path.open()))
+    c = [(round(float(r["colour_stamp_s"]) * 1e6) * 1000, i) for i, r in enumerate(rows)]
+    d = [(round(float(r["depth_stamp_s"]) * 1e6) * 1000, i) for i, r in enumerate(rows)]
+    pairs, stats, _ = synchronize(c, d, slop_s=0.02)
+    assert len(pairs) == len(rows) == 792 and all(p.color == p.depth for p in pairs)

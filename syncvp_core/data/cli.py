@@ -270,6 +270,27 @@ def to_bag(folder, out, storage, depth_encoding, compress, depth_units, intrinsi
     click.echo(f"wrote {n} frames to {out}")
 
 
+@data.command("make-demo", context_settings=CTX)
+@click.option("--out", default="data/demo", show_default=True, type=click.Path(file_okay=False),
+              help="Folder for the demo bags.")
+@click.option("--which", type=click.Choice(["all", "sim", "tum"]), default="all", show_default=True)
+@click.option("--real-rgbd", "real_root", default="../shared/data/real-rgbd", show_default=True,
+              type=click.Path(), help="Folder holding tum_freiburg1_xyz/ (for --which tum).")
+def make_demo(out, which, real_root):
+    """Regenerate the committed demo bags: sim_street (simulated, seed and size fixed in
+    syncvp_core/data/demo.py) and tum_fr1_xyz (first 60 frames of TUM fr1_xyz, CC BY 4.0, with its
+    attribution file)."""
+    from .demo import make_sim_demo, make_tum_demo
+
+    try:
+        if which in ("all", "sim"):
+            click.echo(f"wrote {make_sim_demo(out)}")
+        if which in ("all", "tum"):
+            click.echo(f"wrote {make_tum_demo(out, real_root)}")
+    except _errors() as e:
+        raise _fail(e) from e
+
+
 def _summary(path: Path) -> None:
     import json
 

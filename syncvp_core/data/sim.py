@@ -181,6 +181,16 @@ def depth_from_buffer(buf: np.ndarray, near: float, far: float) -> np.ndarray:
     return z.astype(np.float32)
 
 
+def _gl_renderer_name() -> str:
+    """The OpenGL renderer and version of the current context (pixels are bit-exact only on the same one)."""
+    try:
+        from OpenGL import GL
+
+        return f"{GL.glGetString(GL.GL_RENDERER).decode()} | {GL.glGetString(GL.GL_VERSION).decode()}"
+    except Exception:  # noqa: BLE001 - informational only
+        return "unknown"
+
+
 class MujocoRGBDRenderer:
     """Offscreen colour + depth from one camera of a MuJoCo model in one render pass."""
 
@@ -212,6 +222,7 @@ class MujocoRGBDRenderer:
         self._rect = mujoco.MjrRect(0, 0, width, height)
         self._rgb = np.empty((height, width, 3), np.uint8)
         self._zbuf = np.empty((height, width), np.float32)
+        self.gl_renderer = _gl_renderer_name()
         ext = float(model.stat.extent)
         self.near = float(model.vis.map.znear) * ext
         self.far = float(model.vis.map.zfar) * ext
@@ -642,8 +653,9 @@ def _scene_xml(sc: _Scene, cfg: SimConfig, style_name: str, info: dict) -> tuple
 # Sequences
 
 
-def simulate_sequence(cfg: SimConfig, seed: int, renderer_cache: dict | None = None) -> SimSequence:
-    """Render one sequence. Deterministic in (cfg, seed)."""
+def simulate_sequence(cfg: SimConfig, seed: int, only_frames: list[int] | None = None) -> SimSequence:
+    """Render one sequence. Deterministic in (cfg, seed). ``only_frames``: render just these frame indices
+    of the sequence (same scene and motion; e.g. to check a committed recording quickly)."""
     mujoco = _mujoco()
     rng = np.random.default_rng(seed)
     style_name = cfg.scene if cfg.scene != "mixed" else ("street" if rng.random() < 0.6 else "yard")
@@ -687,12 +699,16 @@ def simulate_sequence(cfg: SimConfig, seed: int, renderer_cache: dict | None = N
     bob_phase, bob_freq = rng.uniform(0, 2 * math.pi), rng.uniform(1.0, 2.5)
 
     renderer = MujocoRGBDRenderer(model, cfg.height, cfg.width, fog=fog)
-    rgbs = np.empty((cfg.frames, cfg.height, cfg.width, 3), np.uint8)
-    depths = np.empty((cfg.frames, cfg.height, cfg.width), np.float32)
-    poses = np.empty((cfg.frames, 4, 4), np.float64)
+    gl_name = renderer.gl_renderer
+    which = list(range(cfg.frames)) if only_frames is None else [int(k) for k in only_frames]
+    if any(not 0 <= k < cfg.frames for k in which):
+        raise SimError(f"only_frames {which} outside 0..{cfg.frames - 1}")
+    rgbs = np.empty((len(which), cfg.height, cfg.width, 3), np.uint8)
+    depths = np.empty((len(which), cfg.height, cfg.width), np.float32)
+    poses = np.empty((len(which), 4, 4), np.float64)
     flip = np.diag([1.0, -1.0, -1.0])  # MuJoCo camera axes (x right, y up, z back) -> optical
     try:
-        for k in range(cfg.frames):
+        for out_i, k in enumerate(which):
             i = idx[k]
             t = k * dt_frame
             (p,), (hd,) = path.at([ego_s[k]])
@@ -720,14 +736,14 @@ def simulate_sequence(cfg: SimConfig, seed: int, renderer_cache: dict | None = N
             rgb, depth = renderer.render(data)
             if cfg.max_depth_m is not None:
                 depth[depth > cfg.max_depth_m] = np.nan
-            rgbs[k], depths[k] = rgb, depth
+            rgbs[out_i], depths[out_i] = rgb, depth
             T = np.eye(4)
             T[:3, :3] = R @ flip
             T[:3, 3] = pos
-            poses[k] = T
+            poses[out_i] = T
     finally:
         renderer.close()
-    stamps = T0_NS + np.round(np.arange(cfg.frames) * 1e9 / cfg.rate_hz).astype(np.int64)
+    stamps = T0_NS + np.round(np.asarray(which) * 1e9 / cfg.rate_hz).astype(np.int64)
     valid = np.isfinite(depths)
     dv = depths[valid]
     info.update(
@@ -736,7 +752,7 @@ def simulate_sequence(cfg: SimConfig, seed: int, renderer_cache: dict | None = N
         camera_height_m=round(float(cam_h), 3),
         depth_valid_fraction=round(float(valid.mean()), 4),
         depth_percentiles_m={str(q): round(float(np.percentile(dv, q)), 3) for q in (1, 50, 99)} if dv.size else {},
-        gl_backend=os.environ.get("MUJOCO_GL", ""), mujoco_version=mujoco.__version__,
+        gl_backend=os.environ.get("MUJOCO_GL", ""), gl_renderer=gl_name, mujoco_version=mujoco.__version__,
     )
     return SimSequence(rgbs, depths, cfg.K, poses, stamps, info)
 

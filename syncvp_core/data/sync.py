@@ -273,23 +273,32 @@ class StampSynchronizer:
                     self._unmatched("depth", d0, f"nearest colour is {_ms(c0 - d0)} away (slop {_ms(slop)})")
                 continue
             gap = abs(c0 - d0)
-            # The earlier head's nearest partner is the other head; the later head might prefer the next
-            # item of the earlier head's stream.
-            first, q_first = ("color", cq) if c0 <= d0 else ("depth", dq)
-            later_stamp = d0 if first == "color" else c0
-            if len(q_first) >= 2:
-                nxt = q_first[1][0]
-                if abs(nxt - later_stamp) < gap:
-                    s, _ = q_first.popleft()
-                    other = "depth" if first == "color" else "color"
-                    self._unmatched(first, s,
-                                    f"its nearest {other} frame is nearer to the next {first} frame")
+            # The earlier head `a` has only one candidate left: the other head `b`. `b` may prefer `a1`, the
+            # next item of a's stream; but `a1` may in turn prefer `b1`, the next item of b's stream, which
+            # leaves `b` to `a` (stamps interleaving at about half a period, common with 30 Hz Kinects).
+            first, q_first, q_other = ("color", cq, dq) if c0 <= d0 else ("depth", dq, cq)
+            other = "depth" if first == "color" else "color"
+            b = q_other[0][0]
+            if len(q_first) < 2:
+                if final or self.eager or gap == 0:
+                    out.append(self._pair())
                     continue
+                return out  # wait for the next item of a's stream
+            a1 = q_first[1][0]
+            if abs(a1 - b) >= gap:  # b prefers a (ties go to the earlier item)
                 out.append(self._pair())
-            elif final or self.eager or gap == 0:
+                continue
+            if len(q_other) >= 2:
+                a1_prefers_b1 = abs(a1 - q_other[1][0]) < abs(a1 - b)
+            elif final or self.eager:
+                a1_prefers_b1 = False
+            else:
+                return out  # wait for the next item of b's stream
+            if a1_prefers_b1:
                 out.append(self._pair())
             else:
-                return out  # wait for the next item of `first`'s stream to decide
+                s, _ = q_first.popleft()
+                self._unmatched(first, s, f"its nearest {other} frame pairs with the next {first} frame")
 
 
 def synchronize(color: Iterable[tuple[int, Any]], depth: Iterable[tuple[int, Any]], slop_s: float = 0.02,
