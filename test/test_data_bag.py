@@ -281,3 +281,32 @@ def test_writer_refuses_to_clobber(tmp_path):
     (tmp_path / "notabag" / "precious.txt").write_text("x")
     with pytest.raises(BagError, match="not a bag directory"):
         write_rgbd_bag(tmp_path / "notabag", _frames(1), overwrite=True)
+
+
+def test_ros1_bag(tmp_path):
+    from rosbags.rosbag1 import Writer
+    from rosbags.typesys import Stores, get_typestore
+
+    ts = get_typestore(Stores.ROS1_NOETIC)
+    Img = ts.types["sensor_msgs/msg/Image"]
+    Hdr, Time = ts.types["std_msgs/msg/Header"], ts.types["builtin_interfaces/msg/Time"]
+    frames = _frames(3)
+    t = BagTopics()
+    with Writer(tmp_path / "r1.bag") as w:
+        cc = w.add_connection(t.color, Img.__msgtype__, typestore=ts)
+        cd = w.add_connection(t.depth, Img.__msgtype__, typestore=ts)
+        for i, f in enumerate(frames):
+            h = Hdr(seq=i, stamp=Time(sec=f.stamp_ns // 10**9, nanosec=f.stamp_ns % 10**9), frame_id="cam")
+            enc, hh, ww, step, data = encode_color(f.rgb, "bgr8")
+            w.write(cc, f.stamp_ns, ts.serialize_ros1(Img(header=h, height=hh, width=ww, encoding=enc,
+                                                          is_bigendian=0, step=step,
+                                                          data=np.frombuffer(data, np.uint8)), Img.__msgtype__))
+            enc, hh, ww, step, data = encode_depth(f.depth, "16UC1")
+            w.write(cd, f.stamp_ns, ts.serialize_ros1(Img(header=h, height=hh, width=ww, encoding=enc,
+                                                          is_bigendian=0, step=step,
+                                                          data=np.frombuffer(data, np.uint8)), Img.__msgtype__))
+    assert bag_info(tmp_path / "r1.bag").storage == "rosbag1"
+    out = list(read_rgbd_bag(tmp_path / "r1.bag"))
+    assert len(out) == 3 and out[0].frame_id == "cam"
+    np.testing.assert_array_equal(out[2].rgb, frames[2].rgb)
+    np.testing.assert_array_equal(out[2].depth, mm_to_depth(depth_to_mm(frames[2].depth)))

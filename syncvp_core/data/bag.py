@@ -257,9 +257,10 @@ class RGBDBagReader:
             if name is None:
                 continue
             if name not in info.topics:
-                self._warn(f"{self.path}: {role} topic {name!r} not in the bag; intrinsics unknown"
-                           if role.startswith("colour") else
-                           f"{self.path}: {role} topic {name!r} not in the bag (not needed)")
+                if role.startswith("colour"):
+                    self._warn(f"{self.path}: {role} topic {name!r} not in the bag; intrinsics unknown")
+                else:  # depth is registered to colour: its camera_info adds nothing
+                    log.info("%s: %s topic %r not in the bag", self.path, role, name)
             elif info.topics[name].msgtype != CAMERA_INFO:
                 raise BagError(f"{self.path}: {role} topic {name!r} has type {info.topics[name].msgtype}, "
                                f"expected {CAMERA_INFO}")
