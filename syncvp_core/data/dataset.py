@@ -112,8 +112,11 @@ class DatasetWriter:
         self.root = Path(root)
         if (self.root / "dataset.json").exists() and not overwrite:
             raise DatasetError(f"{self.root} already holds a dataset (pass --overwrite to replace it)")
-        if self.root.exists() and any(self.root.iterdir()) and not (self.root / "dataset.json").exists():
-            raise DatasetError(f"{self.root} exists, is not empty and is not a dataset; refusing to write there")
+        # A folder holding only shards/ is an interrupted conversion of ours: safe to reuse.
+        foreign = [p.name for p in self.root.iterdir() if p.name != "shards"] if self.root.exists() else []
+        if foreign and not (self.root / "dataset.json").exists():
+            raise DatasetError(f"{self.root} exists, is not empty ({sorted(foreign)[:5]}) and is not a dataset; "
+                               f"refusing to write there")
         if (self.root / "shards").exists():
             shutil.rmtree(self.root / "shards")
         (self.root / "shards").mkdir(parents=True, exist_ok=True)
