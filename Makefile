@@ -8,7 +8,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 # Headless OpenGL (EGL) for the MuJoCo simulator; installed only when missing and apt is usable.
-APT_PKGS := libegl1 libegl-mesa0 libgl1-mesa-dri libgles2
+APT_PKGS := libegl1 libegl-mesa0 libgl1-mesa-dri libopengl0
 
 .PHONY: setup demo test lint bench clean
 

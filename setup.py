@@ -36,6 +36,11 @@ setup(
         (f"share/{PACKAGE}", ["package.xml"]),
         (f"share/{PACKAGE}/launch", glob("launch/*.launch.py")),
         (f"share/{PACKAGE}/config", glob("config/*.yaml")),
+        (f"share/{PACKAGE}/config/model", glob("config/model/*.yaml")),
+        (f"share/{PACKAGE}/config/train", glob("config/train/*.yaml")),
+        (f"share/{PACKAGE}/data/demo", glob("data/demo/*.md") + glob("data/demo/*.json")),
+        (f"share/{PACKAGE}/data/demo/sim_street", glob("data/demo/sim_street/*")),
+        (f"share/{PACKAGE}/data/demo/tum_fr1_xyz", glob("data/demo/tum_fr1_xyz/*")),
     ],
     install_requires=[
         TORCH,
