@@ -1,8 +1,10 @@
 """The torch backend with ``torch.compile`` and/or CUDA graphs.
 
-* ``compile=True``: the five graphs (flat-tensor wrappers of :mod:`syncvp_core.export.graphs`) are compiled
-  with ``torch.compile(dynamic=False)``: the shapes are static per model, so each compiles once (the first
-  prediction pays the compile time). On the CPU inductor needs a C++ compiler.
+* ``compile=True``: the denoiser step (flat-tensor wrapper of :mod:`syncvp_core.export.graphs`), which runs
+  ``steps`` times per prediction, is compiled with ``torch.compile(dynamic=False)``: shapes are static per
+  model, so it compiles once, on the first prediction (minutes on a small CPU: inductor needs a C++
+  compiler there). ``compile_autoencoders=True`` compiles the four autoencoder graphs too (they run once per
+  prediction each).
 * ``cuda_graphs=True`` (CUDA only): the denoiser step is captured into a CUDA graph per input shape and
   replayed, removing the per-kernel launch overhead that dominates small models on a GPU. Inputs are copied
   into the graph's static buffers and outputs copied out, so callers may keep or modify them freely.
@@ -21,7 +23,7 @@ from .torch_backend import TorchBackend
 
 class CompiledTorchBackend(TorchBackend):
     def __init__(self, model: SyncVPModel, device: str = "cpu", compile: bool = True, cuda_graphs: bool = False,
-                 compile_mode: str | None = None):
+                 compile_mode: str | None = None, compile_autoencoders: bool = False):
         super().__init__(model, device)
         if cuda_graphs and torch.device(device).type != "cuda":
             raise BackendError(f"CUDA graphs need a CUDA device, got device={device!r}")
@@ -30,7 +32,8 @@ class CompiledTorchBackend(TorchBackend):
         self._graphs: dict[str, torch.nn.Module] = {}
         for g in graph_specs(model.cfg):
             m = graph_module(self.model, g)
-            self._graphs[g] = torch.compile(m, mode=compile_mode, dynamic=False) if compile else m
+            wanted = compile and (g == DENOISER or compile_autoencoders)
+            self._graphs[g] = torch.compile(m, mode=compile_mode, dynamic=False) if wanted else m
         self._step_outputs = graph_specs(model.cfg)[DENOISER].output_names
         self._captured: dict[tuple, tuple[torch.cuda.CUDAGraph, list[Tensor], tuple[Tensor, ...]]] = {}
 
