@@ -198,3 +198,29 @@ def test_too_few_frames_in_memory():
     with pytest.raises(EvalError, match="no frames"):
         evaluate_frames([], Predictor.from_config(micro_config()), progress=False,
                         metric_models=(None, None, {}))
+
+
+def test_demo_names_what_is_missing(tmp_path):
+    from syncvp_core.evaluation.cli import demo
+
+    res = CliRunner().invoke(demo, ["--checkpoint", str(tmp_path / "none.safetensors"), "--bag",
+                                    str(tmp_path / "nobag"), "--out", str(tmp_path / "o")])
+    assert res.exit_code != 0
+    assert "missing" in res.output and "none.safetensors" in res.output and "nobag" in res.output
+
+
+def test_demo_runs_on_a_given_checkpoint_and_bag(tmp_path, predictor):
+    from syncvp_core.checkpoint import save_checkpoint
+    from syncvp_core.evaluation.cli import demo
+
+    ckpt = save_checkpoint(tmp_path / "m.safetensors", predictor.model.state_dict(),
+                           {"config": predictor.config.to_dict()})
+    bag = tmp_path / "bag"
+    write_rgbd_bag(bag, _frames(8))
+    res = CliRunner().invoke(demo, ["--checkpoint", str(ckpt), "--bag", str(bag), "--out", str(tmp_path / "o"),
+                                    "--max-windows", "1", "--steps", "1", "--quiet"])
+    assert res.exit_code == 0, res.output
+    assert "open " in res.output and (tmp_path / "o" / "report.md").is_file()
+    data = json.loads((tmp_path / "o" / "metrics.json").read_text())
+    assert data["protocol"]["model"]["checkpoint_sha256"] and not data["protocol"]["model"]["random_init"]
+    assert "16-frame clips" in data["fvd"]["reason"]

@@ -33,6 +33,7 @@ argument of :func:`evaluate_frames`), and latency/drop statistics are added next
 """
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import logging
@@ -458,7 +459,13 @@ def evaluate_frames(
         warnings.append("cannot tell the frame rate (fewer than 2 distinct stamps); frame step 1")
 
     methods = [MODEL] + list(protocol.baselines) + ([CEILING] if protocol.resize_ceiling else [])
-    lp, i3d, unavailable = metric_models or load_metric_models(protocol)
+    if metric_models is None:
+        # Don't load I3D when no window is long enough for a 16-frame clip (the scorer says why).
+        wants_fvd = protocol.fvd and bool(fvd_chunks(length))
+        metric_models = load_metric_models(dataclasses.replace(protocol, fvd=wants_fvd))
+        if protocol.fvd and not wants_fvd:
+            metric_models[2].pop("fvd", None)
+    lp, i3d, unavailable = metric_models
     scorer = WindowScorer(horizon, c, protocol.scenarios, methods, predictor.config.depth, lp, i3d, unavailable)
     model = ModelForecaster(predictor)
     baselines = {"copy_last": CopyLast(c), "const_velocity": ConstantVelocity(c)}
