@@ -34,6 +34,8 @@ ARGUMENTS = {
     "checkpoint": ("", "Model checkpoint path (empty: params file, whose default is the shipped model)."),
     "use_sim_time": ("false", "Use /clock (bag replay with bag_player --clock)."),
     "log_level": ("info", "Logging level: debug, info, warn, error."),
+    "dds_large_data": ("true", "Give the node Fast DDS's large-data profile (64 MB shared memory; see "
+                               "syncvp_ros/dds_profile.py) unless FASTDDS_DEFAULT_PROFILES_FILE is set."),
 }
 
 
@@ -63,6 +65,21 @@ def _setup(context, *args, **kwargs):
         if value[name]:
             remappings.append((str(file_params.get(name, BY_NAME[name].default)), value[name]))
 
+    # Bursts of full-size predicted images take seconds with Fast DDS defaults (0.5 MB shared-memory
+    # segment): give the publishing side a large segment. Publisher-side is enough for our outputs.
+    env = {}
+    if value["dds_large_data"].strip().lower() in ("true", "1", "yes") and \
+            "FASTDDS_DEFAULT_PROFILES_FILE" not in os.environ and \
+            os.environ.get("RMW_IMPLEMENTATION", "rmw_fastrtps_cpp") == "rmw_fastrtps_cpp":
+        import tempfile
+
+        from syncvp_ros.dds_profile import PROFILE
+
+        profile = os.path.join(tempfile.gettempdir(), "syncvp_fastdds_large_data.xml")
+        with open(profile, "w") as f:
+            f.write(PROFILE)
+        env["FASTDDS_DEFAULT_PROFILES_FILE"] = profile
+
     node = Node(
         package="syncvp_ros",
         executable="predictor_node",
@@ -73,6 +90,7 @@ def _setup(context, *args, **kwargs):
         parameters=[params_file, overrides],
         remappings=remappings,
         ros_arguments=["--log-level", value["log_level"]],
+        additional_env=env,
     )
     return [node]
 

@@ -66,6 +66,10 @@ PARAMS: tuple[ParamSpec, ...] = (
        choices=("auto", "torch", "onnxruntime", "tensorrt")),
     _p("device", str, "auto", "Torch device: 'auto' (cuda when available, else cpu), 'cpu', 'cuda', "
        "'cuda:N'.", "Model", scope="configure"),
+    _p("torch_threads", int, 0, "CPU threads torch may use for inference (torch.set_num_threads). 0 = torch's "
+       "default (all cores). Set it on machines shared with other heavy processes: oversubscribed "
+       "OpenMP threads can make CPU inference many times slower.", "Model", scope="configure",
+       unit="threads", range=(0, 256)),
     _p("horizon", int, 0, "Number of future frames K published per prediction (topics h1..hK). 0 = the "
        "model's chunk length.", "Model", scope="configure", unit="frames", range=(0, 64)),
     _p("warmup", int, 1, "Warm-up inferences run at configure, so first-frame latency is not in the "
