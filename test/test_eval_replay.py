@@ -102,8 +102,8 @@ def test_eval_bag_cli_end_to_end(tmp_path, micro_yaml):
 def test_deterministic_and_fvd_plumbing(predictor):
     frames = _frames(24)
     proto = EvalProtocol(horizon=14, max_windows=2, steps=1, stride=2, resize_ceiling=False,
-                         scenarios=("full", "rgb_only"))
-    models = _metric_models(fvd=True)
+                         scenarios=("full", "rgb_only"), baselines=("copy_last",))
+    models = (None, FakeI3D(), {"lpips": "off"})
     a = evaluate_frames(frames, predictor, proto, progress=False, metric_models=models)
     b = evaluate_frames(frames, predictor, proto, progress=False, metric_models=models)
     assert a.results == b.results and a.protocol["hash"] == b.protocol["hash"]
@@ -224,3 +224,19 @@ def test_demo_runs_on_a_given_checkpoint_and_bag(tmp_path, predictor):
     data = json.loads((tmp_path / "o" / "metrics.json").read_text())
     assert data["protocol"]["model"]["checkpoint_sha256"] and not data["protocol"]["model"]["random_init"]
     assert "16-frame clips" in data["fvd"]["reason"]
+
+
+def test_eval_bag_on_the_shipped_demo_bag(tmp_path, micro_yaml):
+    from syncvp_core.evaluation.cli import find_demo_bags
+
+    bags = find_demo_bags()
+    if not bags:
+        pytest.skip("no demo bag under data/demo/")
+    out = tmp_path / "out"
+    res = CliRunner().invoke(eval_bag, [str(bags[0]), "--out", str(out), "--random-init", str(micro_yaml),
+                                        "--max-windows", "1", "--steps", "1", "--no-fvd", "--quiet"])
+    assert res.exit_code == 0, res.output
+    data = json.loads((out / "metrics.json").read_text())
+    assert data["counts"]["windows_evaluated"] == 1
+    assert set(data["results"]) == {"full", "rgb_only", "depth_only"}
+    assert all((out / f).is_file() for f in ("report.md", "animation_full.gif", "plots/psnr.png"))

@@ -71,6 +71,15 @@ def load_protocol(config: str | None, overrides: dict[str, Any]) -> EvalProtocol
     return proto
 
 
+def set_threads(n: int | None) -> None:
+    if n is not None:
+        if n < 1:
+            raise click.BadParameter("must be >= 1", param_hint="--threads")
+        import torch
+
+        torch.set_num_threads(n)
+
+
 def load_predictor(checkpoint: str | None, random_init: str | None, device: str, backend: str):
     from ..predictor import Predictor
 
@@ -128,6 +137,8 @@ def _protocol_options(f):
                      help="Evaluate a randomly initialised model of this config (pipeline check only)."),
         click.option("--device", default="cpu", show_default=True),
         click.option("--backend", default="torch", show_default=True, help="Predictor backend."),
+        click.option("--threads", type=int, default=None,
+                     help="torch CPU threads (default: torch's choice; use 1 on a busy shared machine)."),
         click.option("--quiet", is_flag=True, help="No progress bar."),
     ]
     for o in reversed(opts):
@@ -171,6 +182,7 @@ def eval_bag(bag: str, out: str, topics: str | None, slop_ms: float, **kw: Any) 
     when windows reach 16 frames. Writes OUT/metrics.json, OUT/report.md (tables, plots) and GIFs.
     Deterministic for a given seed.
     """
+    set_threads(kw["threads"])
     try:
         protocol = load_protocol(kw["config"], _overrides(kw))
         predictor = load_predictor(kw["checkpoint"], kw["random_init"], kw["device"], kw["backend"])
@@ -212,9 +224,10 @@ def find_demo_bags() -> list[Path]:
               help="Windows per bag (keeps the demo to a few minutes on a 2-core CPU).")
 @click.option("--steps", type=int, default=None, help="DDIM steps (default: the model config's).")
 @click.option("--checkpoint", default=None, help="Checkpoint (default: the shipped default model).")
+@click.option("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice).")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 def demo(out: str, bags: tuple[str, ...], max_windows: int, steps: int | None, checkpoint: str | None,
-         quiet: bool) -> None:
+         threads: int | None, quiet: bool) -> None:
     """The README demo: replay the shipped demo bag(s) through the shipped default model.
 
     Runs `syncvp eval-bag` with the default checkpoint on data/demo/*, a few windows each, writes the
@@ -222,6 +235,7 @@ def demo(out: str, bags: tuple[str, ...], max_windows: int, steps: int | None, c
     """
     from ..checkpoint import DEFAULT_CHECKPOINT
 
+    set_threads(threads)
     missing = []
     ckpt = Path(checkpoint) if checkpoint else DEFAULT_CHECKPOINT
     if not ckpt.exists():
