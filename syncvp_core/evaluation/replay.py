@@ -501,12 +501,18 @@ def evaluate_frames(
                 continue
             index = counts["windows_evaluated"]
             seed = protocol.seed + index
+            shapes = {(f.rgb.shape, np.shape(f.depth)) for f in win}
+            if len(shapes) != 1:
+                raise EvalError(f"frame sizes change inside the window ending at stamp {stamps[-1]} ns: "
+                                f"{sorted(shapes)}; evaluate each resolution separately")
             rgb = np.stack([f.rgb for f in win])
             dep = np.stack([np.asarray(f.depth, dtype=np.float32) for f in win])
             ctx_rgb, ctx_dep, fut_rgb, fut_dep = rgb[:c], dep[:c], rgb[c:], dep[c:]
             if forecast_source is not None:
                 forecasts = forecast_source(index, ctx_rgb, ctx_dep, seed)
             else:
+                ceiling = (resize_ceiling(fut_rgb, fut_dep, tuple(predictor.resolution))
+                           if protocol.resize_ceiling else None)
                 forecasts = {}
                 for scenario in protocol.scenarios:
                     cr = None if scenario == "depth_only" else ctx_rgb
@@ -522,8 +528,8 @@ def evaluate_frames(
                         scorer.fail(scenario, MODEL, str(e))
                     for name in protocol.baselines:
                         by_method[name] = baselines[name].predict(cr, cd, horizon)
-                    if protocol.resize_ceiling:
-                        by_method[CEILING] = resize_ceiling(fut_rgb, fut_dep, tuple(predictor.resolution))
+                    if ceiling is not None:
+                        by_method[CEILING] = ceiling
                     forecasts[scenario] = by_method
             scorer.score(ctx_rgb, ctx_dep, fut_rgb, fut_dep, forecasts)
             if index == protocol.animate_window:
