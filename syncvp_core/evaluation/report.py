@@ -311,6 +311,9 @@ def _markdown(data: dict, title: str, plots: dict, gifs: dict, out: Path, dt_s: 
         f"{' (auto)' if proto['frame_step_auto'] else ''} -> {_hz(proto.get('effective_rate_hz'))} "
         f"(source {_hz(proto.get('source_rate_hz'))}, model trained at {model['frame_rate_hz']:g} Hz)",
         f"- Windows evaluated: **{counts['windows_evaluated']}** (skipped for gaps: {counts['windows_skipped_gap']})",
+        f"- Time: {data['timing']['total_s']:.0f} s in all; model forecast "
+        + (f"{data['timing']['model_predict_s_mean']:.2f} s per call ({data['timing']['model_predict_calls']} calls)"
+           if data["timing"].get("model_predict_s_mean") is not None else "n/a"),
         f"- Scored at the **sensor resolution** (predictions resized back from the model resolution); "
         f"aggregation: {proto['aggregation']}.",
         "",
