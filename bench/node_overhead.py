@@ -253,6 +253,9 @@ def end_to_end(h: int, w: int, steps: int, horizon: int, runs: int, dds_profile:
           f"{'OK' if ratio <= 1.10 else 'ABOVE TARGET'}")
     print(f"  overhead per prediction            {(statistics.median(e2e) - statistics.median(direct)) * 1e3:.1f} ms "
           f"({3 * horizon} messages out)")
+    outside = statistics.median(e2e) * 1e3 - statistics.median(drv.latency_ms[-runs:])
+    print(f"  node time outside inference        {outside:.1f} ms (input, queue, encode, publish, delivery; "
+          f"less sensitive to CPU noise than the ratio)")
 
 
 def main() -> None:
@@ -276,7 +279,14 @@ def main() -> None:
         torch.set_num_threads(args.threads)  # the node gets the same number (torch_threads parameter)
     conversion_throughput(h, w)
     if not args.skip_e2e:
-        end_to_end(h, w, args.steps, args.horizon, args.runs, dds_profile=not args.dds_defaults)
+        try:
+            end_to_end(h, w, args.steps, args.horizon, args.runs, dds_profile=not args.dds_defaults)
+        except RuntimeError as e:
+            print(f"\nend-to-end run failed: {e}")
+            if args.dds_defaults:
+                print("(with Fast DDS defaults, full-size images between processes can be delayed by seconds or "
+                      "not delivered at all: see syncvp_ros/dds_profile.py)")
+            raise SystemExit(1) from None
 
 
 if __name__ == "__main__":
