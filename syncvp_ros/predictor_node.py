@@ -595,12 +595,19 @@ class PredictorNode(LifecycleNode):
         self._publish_status()
 
 
-def main(args: list[str] | None = None) -> None:
+def main(args: list[str] | None = None) -> int:
+    from rclpy.exceptions import InvalidParameterTypeException, InvalidParameterValueException
+
     rclpy.init(args=args)
     node = None
     executor = SingleThreadedExecutor()
     try:
-        node = PredictorNode()
+        try:
+            node = PredictorNode()
+        except (InvalidParameterValueException, InvalidParameterTypeException) as e:
+            # A bad value in --params-file / -p: a setup error, reported once with the parameter's name.
+            rclpy.logging.get_logger(NODE_NAME).error(f"invalid parameter at start-up: {e}")
+            return 2
         executor.add_node(node)
         if node.get_parameter("autostart").value:
             if not node.autostart():
@@ -618,7 +625,8 @@ def main(args: list[str] | None = None) -> None:
             node.destroy_node()
         executor.shutdown()
         rclpy.try_shutdown()
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    raise SystemExit(main())

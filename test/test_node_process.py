@@ -71,3 +71,12 @@ def test_subprocess_node_answers_on_its_topics_and_exits_cleanly_on_sigint():
         ex.shutdown()
         node.destroy_node()
         rclpy.try_shutdown(context=ctx)
+
+
+def test_subprocess_node_rejects_a_bad_start_up_parameter_with_its_name():
+    ros_env()
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]))
+    out = subprocess.run([sys.executable, "-m", "syncvp_ros.predictor_node", "--ros-args", "-p", "backend:=foo"],
+                         env=env, cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert out.returncode == 2
+    assert "backend" in out.stderr and "one of auto, torch" in out.stderr and "Traceback" not in out.stderr
