@@ -2,21 +2,24 @@
 
 A *sequence* is a list of consecutive frames (colour uint8, depth metres with NaN = invalid) at its source
 rate. Clips are taken at the model's frame rate: ``stride = round(source_rate / model_rate)`` source frames
-between clip frames (30 Hz sources -> every 3rd frame at 10 Hz); any start frame is allowed, so the
-3 sub-sampling phases all train.
+between clip frames (30 Hz sources -> every 3rd frame at 10 Hz); any start frame is allowed, so all
+sub-sampling phases train.
 
-Hold-out: the last ``holdout_fraction`` of every sequence's frames (a contiguous tail) never appears in a
-training clip; :func:`split_point` defines it and the model card / evaluation use the same function.
+Sources (one reader per format, owned by :mod:`syncvp_core.data`):
 
-Reader: until the data developer's sharded format lands, sequences in the ``real-rgbd`` folder layout
-(rgb/*.png, depth/*.png uint16 mm, frames.csv) are read here with PIL. TODO(data): switch to
-``syncvp_core.data.dataset`` so that the project has one reader per format.
+* ``data.folders``: sequence folders (real-rgbd or TUM layout), read with :func:`syncvp_core.data.folder.read_folder`;
+  the last ``holdout_fraction`` of every sequence (a contiguous tail, :func:`split_point`) never appears in
+  a training clip.
+* ``data.datasets``: sharded training sets (``syncvp data from-* / syncvp sim``), read with
+  :class:`syncvp_core.data.dataset.RGBDDatasetIndex`; their own split applies (validation sequences are
+  skipped, a held-out tail ``val_start`` is respected) and clips never cross a segment boundary (time gap).
+
+Frames are resized to the model resolution with :mod:`syncvp_core.imageops` (the project's resize policy).
 """
 from __future__ import annotations
 
-import csv
 import hashlib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -39,6 +42,8 @@ class Sequence:
     depth: np.ndarray      # float32 (N, H, W) metres, NaN = invalid
     rate_hz: float         # source frame rate
     fingerprint: str       # hash of the source listing (names, stamps), for checkpoint sidecars
+    train_end: int = -1    # frames [0, train_end) may train; -1 = decided by holdout_fraction
+    segments: list[tuple[int, int]] = field(default_factory=list)  # gap-free [start, end) runs; [] = one
 
     def __len__(self) -> int:
         return len(self.rgb)
@@ -53,42 +58,54 @@ def stride_for(rate_hz: float, model_rate_hz: float) -> int:
     return max(1, int(round(rate_hz / model_rate_hz)))
 
 
-def read_folder(folder: str | Path, resolution: tuple[int, int], show_progress: bool = True) -> Sequence:
-    """Read one sequence in the real-rgbd layout and resize it to ``resolution`` (imageops policy)."""
-    from PIL import Image
+def read_folder(folder: str | Path, resolution: tuple[int, int] | None, show_progress: bool = True) -> Sequence:
+    """Read one sequence folder (real-rgbd or TUM layout, via :mod:`syncvp_core.data.folder`) and resize it
+    to ``resolution`` (None keeps the sensor resolution)."""
+    from ..data.folder import FolderError
+    from ..data.folder import read_folder as index_folder
 
     folder = Path(folder)
+    try:
+        seq = index_folder(folder)
+        frames = list(tqdm(seq.frames(), total=len(seq), desc=f"read {folder.name}", disable=not show_progress,
+                           leave=False))
+    except FolderError as e:
+        raise DataError(str(e)) from e
+    rgb = np.stack([f.rgb for f in frames])
+    dep = np.stack([f.depth for f in frames]).astype(np.float32)
+    if resolution is not None:
+        rgb, dep = resize_rgb(rgb, tuple(resolution)), resize_depth(dep, tuple(resolution))
     listing = folder / "frames.csv"
-    if not listing.exists():
-        raise DataError(f"{folder}: no frames.csv (expected the real-rgbd layout: rgb/, depth/, frames.csv)")
-    with open(listing) as f:
-        rows = list(csv.DictReader(f))
-    need = {"colour_stamp_s", "colour_file", "depth_file"}
-    if not rows or not need <= set(rows[0]):
-        raise DataError(f"{listing}: expected columns {sorted(need)}")
-    stamps = np.array([float(r["colour_stamp_s"]) for r in rows])
-    if np.any(np.diff(stamps) <= 0):
-        bad = int(np.argmax(np.diff(stamps) <= 0)) + 2
-        raise DataError(f"{listing}: colour stamps not increasing at line {bad + 1}")
-    rate = 1.0 / float(np.median(np.diff(stamps))) if len(stamps) > 1 else 1.0
-    rgbs, deps = [], []
-    for r in tqdm(rows, desc=f"read {folder.name}", disable=not show_progress, leave=False):
-        rgb = np.asarray(Image.open(folder / r["colour_file"]).convert("RGB"))
-        raw = np.asarray(Image.open(folder / r["depth_file"]))
-        if raw.dtype != np.uint16:
-            raise DataError(f"{folder / r['depth_file']}: depth must be 16-bit PNG millimetres, got {raw.dtype}")
-        d = raw.astype(np.float32) / 1000.0
-        d[raw == 0] = np.nan
-        rgbs.append(rgb)
-        deps.append(d)
-    rgb = resize_rgb(np.stack(rgbs), tuple(resolution))
-    dep = resize_depth(np.stack(deps), tuple(resolution))
-    fp = hashlib.sha256(listing.read_bytes()).hexdigest()[:16]
-    return Sequence(folder.name, rgb, dep, rate, fp)
+    src = listing.read_bytes() if listing.exists() else "".join(f"{p[0]}:{p[2]}," for p in seq.pairs).encode()
+    return Sequence(folder.name, rgb, dep, seq.rate_hz, hashlib.sha256(src).hexdigest()[:16])
 
 
-def load_sequences(folders, cfg: ModelConfig, show_progress: bool = True) -> list[Sequence]:
+def read_dataset(root: str | Path, resolution: tuple[int, int], show_progress: bool = True) -> list[Sequence]:
+    """The training sequences of a sharded data set (validation sequences skipped, held-out tails kept out)."""
+    from ..data.dataset import DatasetError, RGBDDatasetIndex
+
+    try:
+        index = RGBDDatasetIndex(root)
+        out = []
+        fp = hashlib.sha256((Path(root) / "dataset.json").read_bytes()).hexdigest()[:16]
+        for meta in tqdm(index.sequences, desc=f"read {Path(root).name}", disable=not show_progress, leave=False):
+            if meta.train_end <= 0:
+                continue
+            d = index.load_sequence(meta.name)
+            rgb, dep = d["rgb"], d["depth"].astype(np.float32)
+            if tuple(rgb.shape[1:3]) != tuple(resolution):
+                rgb, dep = resize_rgb(rgb, tuple(resolution)), resize_depth(dep, tuple(resolution))
+            segs = [(int(a), int(b)) for a, b in meta.segments] or [(0, meta.frames)]
+            out.append(Sequence(f"{Path(root).name}/{meta.name}", rgb, dep, meta.rate_hz, fp, meta.train_end, segs))
+    except DatasetError as e:
+        raise DataError(str(e)) from e
+    return out
+
+
+def load_sequences(folders, cfg: ModelConfig, show_progress: bool = True, datasets=()) -> list[Sequence]:
     seqs = [read_folder(f, cfg.resolution, show_progress) for f in folders]
+    for root in datasets:
+        seqs += read_dataset(root, cfg.resolution, show_progress)
     if not seqs:
         raise DataError("no training data: set data.folders and/or data.datasets in the train config")
     return seqs
@@ -97,7 +114,7 @@ def load_sequences(folders, cfg: ModelConfig, show_progress: bool = True) -> lis
 def data_fingerprint(seqs: list[Sequence], holdout_fraction: float) -> str:
     h = hashlib.sha256()
     for s in seqs:
-        h.update(f"{s.name}:{s.fingerprint}:{len(s)}:{holdout_fraction}".encode())
+        h.update(f"{s.name}:{s.fingerprint}:{len(s)}:{s.train_end}:{holdout_fraction}".encode())
     return h.hexdigest()[:16]
 
 
@@ -111,9 +128,11 @@ class ClipIndex:
         self.items: list[tuple[int, int, int]] = []  # (sequence, start, stride)
         for si, s in enumerate(seqs):
             stride = stride_for(s.rate_hz, model_rate_hz)
-            end = split_point(len(s), holdout_fraction)
+            end = s.train_end if s.train_end >= 0 else split_point(len(s), holdout_fraction)
             span = (length - 1) * stride + 1
-            self.items.extend((si, start, stride) for start in range(0, end - span + 1))
+            for a, b in s.segments or [(0, len(s))]:
+                b = min(b, end)
+                self.items.extend((si, start, stride) for start in range(a, b - span + 1))
         if not self.items:
             raise DataError(f"no training clip of {length} frames fits before the held-out tails")
 

@@ -49,10 +49,8 @@ class Session:
 
     def sequences(self) -> list[D.Sequence]:
         if self._seqs is None:
-            if self.tcfg.data.datasets:
-                raise D.DataError("data.datasets (sharded training format) is not supported by this trainer yet; "
-                                  "use data.folders")
-            self._seqs = D.load_sequences(self.tcfg.data.folders, self.cfg, self.tcfg.progress and self.info.main)
+            self._seqs = D.load_sequences(self.tcfg.data.folders, self.cfg, self.tcfg.progress and self.info.main,
+                                          self.tcfg.data.datasets)
         return self._seqs
 
     def fingerprint(self) -> str:

@@ -1,0 +1,154 @@
+"""Validation of a model bundle on the held-out tails of the training sequences (what MODEL_CARD.md reports).
+
+For every sequence, windows of ``context_frames + horizon`` frames at the model's frame rate are taken from
+the held-out tail (:func:`~.data.split_point`, the frames training never saw), every ``window_step`` source
+frames. Metrics are computed at the sensor resolution of the sequence (predictions are resized back by
+the Predictor, as users get them), per horizon step, for:
+
+* the model in full mode and with each modality's context dropped (rgb_only / depth_only),
+* copy-last-frame (repeat the last context frame; only for modalities whose context is given),
+* the autoencoder ceiling: decode(encode(true future)), the best any latent forecast of this model can do.
+
+Metrics from :mod:`syncvp_core.evaluation` (PSNR, SSIM, LPIPS-Alex when its weights are installed, depth
+AbsRel / delta1 on pixels valid in both).
+
+    python -m syncvp_core.training.heldout --checkpoint run/syncvp_tiny.safetensors --config default_tiny
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ..evaluation import metrics as M
+from ..predictor import Predictor
+from .config import load_train_config
+from .data import read_folder, split_point, stride_for
+
+MODES = ("full", "rgb_only", "depth_only")
+
+
+def windows(n: int, holdout_fraction: float, stride: int, length: int, step: int) -> list[np.ndarray]:
+    first = split_point(n, holdout_fraction)
+    span = (length - 1) * stride + 1
+    return [s + stride * np.arange(length) for s in range(first, n - span + 1, step)]
+
+
+class _Acc:
+    def __init__(self, horizon: int):
+        self.h = horizon
+        self.stats: dict[str, M.HorizonStats] = {}
+
+    def add(self, key: str, values: np.ndarray) -> None:
+        self.stats.setdefault(key, M.HorizonStats(self.h)).add(values)
+
+    def summary(self) -> dict[str, dict]:
+        return {k: v.summary() for k, v in sorted(self.stats.items())}
+
+
+def evaluate(checkpoint: str | Path | None, folders: list[str], holdout_fraction: float, horizon: int | None = None,
+             window_step: int = 12, steps: int | None = None, seed: int = 0, batch: int = 8,
+             lpips: bool = True) -> dict:
+    torch.manual_seed(seed)
+    p = Predictor.from_checkpoint(checkpoint)
+    cfg = p.config
+    c = cfg.context_frames
+    horizon = horizon or cfg.chunk_frames
+    lp = None
+    if lpips:
+        try:
+            from ..evaluation.lpips import LPIPS
+
+            lp = LPIPS.pretrained()
+        except Exception as e:  # weights not installed: report without LPIPS, say so
+            print(f"LPIPS unavailable ({e}); reported without it")
+    acc = _Acc(horizon)
+    counts = {}
+    t0 = time.time()
+    for folder in folders:
+        seq = read_folder(folder, resolution=None)
+        stride = stride_for(seq.rate_hz, cfg.frame_rate_hz)
+        wins = windows(len(seq), holdout_fraction, stride, c + horizon, window_step)
+        counts[seq.name] = {"frames": len(seq), "first_heldout_frame": split_point(len(seq), holdout_fraction),
+                            "windows": len(wins), "stride": stride}
+        for b0 in range(0, len(wins), batch):
+            idx = np.stack(wins[b0 : b0 + batch])  # (B, c + horizon)
+            rgb, dep = seq.rgb[idx], seq.depth[idx]
+            ctx_r, ctx_d, fut_r, fut_d = rgb[:, :c], dep[:, :c], rgb[:, c:], dep[:, c:]
+            for mode in MODES:
+                out = p.predict(ctx_r if mode != "depth_only" else None, ctx_d if mode != "rgb_only" else None,
+                                horizon=horizon, steps=steps, seed=seed)
+                _score(acc, f"model/{mode}", out.rgb, out.depth, fut_r, fut_d, lp)
+            copy_r = np.repeat(ctx_r[:, -1:], horizon, axis=1)
+            copy_d = np.repeat(ctx_d[:, -1:], horizon, axis=1)
+            _score(acc, "copy_last", copy_r, copy_d, fut_r, fut_d, lp)
+            rec_r, rec_d = _ae_ceiling(p, fut_r, fut_d)
+            _score(acc, "ae_ceiling", rec_r, rec_d, fut_r, fut_d, lp)
+    return {"checkpoint": str(checkpoint), "horizon": horizon, "steps": steps or cfg.sampler.steps,
+            "frame_rate_hz": cfg.frame_rate_hz, "sequences": counts, "holdout_fraction": holdout_fraction,
+            "seconds": time.time() - t0, "metrics": acc.summary(), "lpips": lp is not None}
+
+
+def _score(acc: _Acc, key: str, pr, pd, gr, gd, lp) -> None:
+    for i in range(len(gr)):
+        acc.add(f"{key}/psnr", M.psnr(pr[i], gr[i]))
+        acc.add(f"{key}/ssim", M.ssim(pr[i], gr[i]))
+        if lp is not None:
+            acc.add(f"{key}/lpips", lp.compare(pr[i], gr[i]))
+        e = M.depth_errors(pd[i], gd[i])
+        acc.add(f"{key}/absrel", e["absrel"])
+        acc.add(f"{key}/delta1", e["delta1"])
+
+
+def _ae_ceiling(p: Predictor, fut_r: np.ndarray, fut_d: np.ndarray):
+    x_r, x_d = p._prep_rgb(fut_r), p._prep_depth(fut_d)
+    y_r = p.backend.decode("rgb", p.backend.encode("rgb", x_r))
+    y_d = p.backend.decode("depth", p.backend.encode("depth", x_d))
+    return p._postprocess(y_r, y_d, fut_r.shape[2:4])
+
+
+def table(result: dict, metrics=("psnr", "ssim", "lpips", "absrel", "delta1")) -> str:
+    """Markdown: one row per (method, metric), one column per horizon step."""
+    m = result["metrics"]
+    h = result["horizon"]
+    lines = ["| method | metric | " + " | ".join(f"t+{i + 1}" for i in range(h)) + " | mean |",
+             "|---|---|" + "---|" * (h + 1)]
+    for method in ("copy_last", "model/full", "model/rgb_only", "model/depth_only", "ae_ceiling"):
+        for name in metrics:
+            k = f"{method}/{name}"
+            if k not in m:
+                continue
+            vals = m[k]["mean"]
+            fmt = (lambda v: "n/a" if v is None else f"{v:.2f}") if name == "psnr" else (
+                lambda v: "n/a" if v is None else f"{v:.3f}")
+            lines.append(f"| {method} | {name} | " + " | ".join(fmt(v) for v in vals)
+                         + f" | {fmt(m[k]['mean_over_horizon'])} |")
+    return "\n".join(lines)
+
+
+def main(argv=None) -> None:
+    ap = argparse.ArgumentParser(description="Evaluate a model bundle on the held-out tails of the train config's "
+                                             "sequences (per horizon, model vs copy-last).")
+    ap.add_argument("--checkpoint", default=None, help="bundle (default: the shipped checkpoint)")
+    ap.add_argument("--config", default="default_tiny", help="train config naming the data and hold-out fraction")
+    ap.add_argument("--window-step", type=int, default=12)
+    ap.add_argument("--steps", type=int, default=None)
+    ap.add_argument("--out", default=None, help="write the result JSON here")
+    ap.add_argument("--threads", type=int, default=0)
+    a = ap.parse_args(argv)
+    if a.threads:
+        torch.set_num_threads(a.threads)
+    tcfg = load_train_config(a.config)
+    res = evaluate(a.checkpoint, list(tcfg.data.folders), tcfg.data.holdout_fraction, window_step=a.window_step,
+                   steps=a.steps)
+    if a.out:
+        Path(a.out).write_text(json.dumps(res, indent=2))
+    print(table(res))
+
+
+if __name__ == "__main__":
+    main()
