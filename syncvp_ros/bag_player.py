@@ -22,46 +22,16 @@ import argparse
 import importlib
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from syncvp_core.data.bag import BagError, typestore
+from syncvp_core.data.bag import BagError, iter_raw_messages, open_reader
 
 
 def message_class(msgtype: str) -> Any:
     """``"sensor_msgs/msg/Image"`` -> the rclpy message class (ImportError/AttributeError if absent)."""
     pkg, kind, name = msgtype.split("/")
     return getattr(importlib.import_module(f"{pkg}.{kind}"), name)
-
-
-def open_bag(path: str | Path):
-    """An opened rosbags AnyReader, failures as BagError naming the file."""
-    from rosbags.highlevel import AnyReader
-
-    p = Path(path)
-    if not p.exists():
-        raise BagError(f"{p}: no such bag (expected a rosbag2 directory, a .mcap/.db3 file or a ROS 1 .bag)")
-    reader = AnyReader([p], default_typestore=typestore())
-    try:
-        reader.open()
-    except Exception as e:
-        raise BagError(f"{p}: cannot open bag (truncated or corrupt?): {type(e).__name__}: {e}") from e
-    return reader
-
-
-def iter_raw(path: str | Path, topics: list[str] | None = None) -> Iterator[tuple[str, str, int, bytes]]:
-    """``(topic, msgtype, record time ns, CDR bytes)`` in recording order."""
-    reader = open_bag(path)
-    try:
-        conns = [c for c in reader.connections if not topics or c.topic in topics]
-        is_ros1 = Path(path).suffix == ".bag"
-        ts = typestore()
-        for conn, t_ns, raw in reader.messages(connections=conns):
-            data = ts.ros1_to_cdr(raw, conn.msgtype) if is_ros1 else bytes(raw)
-            yield conn.topic, conn.msgtype, int(t_ns), data
-    finally:
-        reader.close()
 
 
 class BagPlayer:
@@ -91,7 +61,7 @@ class BagPlayer:
             from rosgraph_msgs.msg import Clock
 
             self._clock_pub = node.create_publisher(Clock, "/clock", 10)
-        reader = open_bag(self.path)
+        reader = open_reader(self.path)
         try:
             self._connections = sorted({(c.topic, c.msgtype) for c in reader.connections})
             self.duration_s = (reader.end_time - reader.start_time) / 1e9 if reader.message_count else 0.0
@@ -135,7 +105,7 @@ class BagPlayer:
         """One pass over the bag; returns the number of messages published."""
         n = 0
         wall0 = bag0 = None
-        for topic, _msgtype, t_ns, data in iter_raw(self.path, list(self._pubs)):
+        for topic, _msgtype, t_ns, data in iter_raw_messages(self.path, list(self._pubs)):
             if self._stop:
                 break
             if bag0 is None:

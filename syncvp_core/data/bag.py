@@ -134,7 +134,7 @@ def _storage_of(p: Path) -> str:
     return {".mcap": "mcap", ".db3": "sqlite3", ".bag": "rosbag1"}.get(p.suffix, "unknown")
 
 
-def _open_reader(path: str | Path):
+def open_reader(path: str | Path):
     """An opened rosbags AnyReader; every failure becomes a BagError naming the file."""
     from rosbags.highlevel import AnyReader
 
@@ -153,9 +153,24 @@ def _open_reader(path: str | Path):
     return reader
 
 
+def iter_raw_messages(path: str | Path, topics: list[str] | None = None) -> Iterator[tuple[str, str, int, bytes]]:
+    """``(topic, msgtype, record time ns, CDR bytes)`` in recording order, for replaying a bag as-is
+    (ROS 1 messages are converted to CDR)."""
+    reader = open_reader(path)
+    try:
+        conns = [c for c in reader.connections if not topics or c.topic in topics]
+        is_ros1 = Path(path).suffix == ".bag"
+        ts = typestore()
+        for conn, t_ns, raw in reader.messages(connections=conns):
+            data = ts.ros1_to_cdr(raw, conn.msgtype) if is_ros1 else bytes(raw)
+            yield conn.topic, conn.msgtype, int(t_ns), data
+    finally:
+        reader.close()
+
+
 def bag_info(path: str | Path) -> BagInfo:
     """Topics (type, message count), message count and time span of a bag, without reading messages."""
-    reader = _open_reader(path)
+    reader = open_reader(path)
     try:
         topics: dict[str, TopicStat] = {}
         for c in reader.connections:
@@ -269,7 +284,7 @@ class RGBDBagReader:
         name = self.topics.color_info
         if name is None or name not in self.info.topics:
             return None
-        reader = _open_reader(self.path)
+        reader = open_reader(self.path)
         try:
             conns = [c for c in reader.connections if c.topic == name]
             for con, _, raw in reader.messages(connections=conns):
@@ -325,7 +340,7 @@ class RGBDBagReader:
         cam = self.camera_info
         emitted = 0
         seen: dict[str, int] = {}
-        reader = _open_reader(self.path)
+        reader = open_reader(self.path)
         try:
             conns = [c for c in reader.connections if c.topic in (t.color, t.depth, t.color_info)]
             messages = reader.messages(connections=conns)
