@@ -117,3 +117,17 @@ def test_bundle_loads_in_predictor(run):
     p = Predictor.from_checkpoint(run.run_dir / "syncvp_micro.safetensors")
     out = p.predict(np.zeros((2, 24, 32, 3), np.uint8), np.ones((2, 24, 32), np.float32), steps=2)
     assert out.rgb.shape == (4, 24, 32, 3) and np.isfinite(out.depth).all()
+
+
+def test_heldout_evaluation_table(run):
+    from syncvp_core.training.heldout import evaluate, table
+
+    res = evaluate(run.run_dir / "syncvp_micro.safetensors", list(run.tcfg.data.folders), 0.5, window_step=6,
+                   steps=2, lpips=False)
+    seq = next(iter(res["sequences"].values()))
+    assert seq["first_heldout_frame"] == 30 and seq["windows"] >= 1
+    m = res["metrics"]
+    for key in ("copy_last/psnr", "model/full/psnr", "model/rgb_only/absrel", "model/depth_only/ssim",
+                "ae_ceiling/delta1"):
+        assert len(m[key]["mean"]) == res["horizon"]
+    assert "| copy_last | psnr |" in table(res)

@@ -77,8 +77,13 @@ class DataConfig:
     datasets: tuple[str, ...] = ()
     # Contiguous tail of every sequence kept out of training (validation), as a fraction of its frames.
     holdout_fraction: float = 0.2
-    # Random horizontal flips (same flip for colour and depth).
+    # Random horizontal flips (same flip for colour and depth) in autoencoder training.
     hflip: bool = True
+    # Also cache mirrored copies of every clip for the diffusion stages (doubles cache-latents time).
+    cache_hflip: bool = True
+    # Cached (diffusion) clips start every N model frames (N x stride source frames); 0 = at every source
+    # frame, i.e. all sub-sampling phases of a 30 Hz source. Autoencoder clips always start at every frame.
+    start_step: int = 0
     # Where cache-latents writes and single/joint read latents; "" = <run_dir>/latents.safetensors.
     latent_cache: str = ""
 
@@ -177,6 +182,8 @@ def validate(cfg: TrainConfig) -> None:
             raise ConfigError(f"{name}.ema_decay must be in [0, 1)")
     if cfg.ae.recon_loss not in ("l1", "l2"):
         raise ConfigError(f"ae.recon_loss must be l1|l2, got {cfg.ae.recon_loss!r}")
+    if cfg.data.start_step < 0:
+        raise ConfigError("data.start_step must be >= 0")
     if not 0 <= cfg.data.holdout_fraction < 1:
         raise ConfigError("data.holdout_fraction must be in [0, 1)")
     if cfg.device not in ("auto", "cpu", "cuda"):

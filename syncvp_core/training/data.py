@@ -122,7 +122,8 @@ class ClipIndex:
     """Every training clip (sequence, first source frame) of ``length`` frames at ``stride`` that lies
     entirely before the held-out tail."""
 
-    def __init__(self, seqs: list[Sequence], length: int, model_rate_hz: float, holdout_fraction: float):
+    def __init__(self, seqs: list[Sequence], length: int, model_rate_hz: float, holdout_fraction: float,
+                 start_step: int = 0):
         self.seqs = seqs
         self.length = length
         self.items: list[tuple[int, int, int]] = []  # (sequence, start, stride)
@@ -130,9 +131,10 @@ class ClipIndex:
             stride = stride_for(s.rate_hz, model_rate_hz)
             end = s.train_end if s.train_end >= 0 else split_point(len(s), holdout_fraction)
             span = (length - 1) * stride + 1
+            step = start_step * stride if start_step > 0 else 1
             for a, b in s.segments or [(0, len(s))]:
                 b = min(b, end)
-                self.items.extend((si, start, stride) for start in range(a, b - span + 1))
+                self.items.extend((si, start, stride) for start in range(a, b - span + 1, step))
         if not self.items:
             raise DataError(f"no training clip of {length} frames fits before the held-out tails")
 

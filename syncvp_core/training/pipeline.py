@@ -56,8 +56,9 @@ class Session:
     def fingerprint(self) -> str:
         return D.data_fingerprint(self.sequences(), self.tcfg.data.holdout_fraction)
 
-    def clips(self, length: int) -> D.ClipIndex:
-        return D.ClipIndex(self.sequences(), length, self.cfg.frame_rate_hz, self.tcfg.data.holdout_fraction)
+    def clips(self, length: int, start_step: int = 0) -> D.ClipIndex:
+        return D.ClipIndex(self.sequences(), length, self.cfg.frame_rate_hz, self.tcfg.data.holdout_fraction,
+                           start_step)
 
     def base_meta(self) -> dict[str, Any]:
         return {"config": self.cfg.to_dict(), "train_config": self.tcfg.to_dict(), "code_version": __version__,
@@ -99,9 +100,9 @@ class Session:
                 raise CheckpointError(f"{self.ae_path(mod)} not found: train `--stage ae --modality {mod}` first")
         out = self.latent_path()
         if self.info.main:
-            clips = self.clips(self.cfg.context_frames + self.cfg.chunk_frames)
-            S.cache_latents(self.cfg, self.ae_path("rgb"), self.ae_path("depth"), clips, self.tcfg.data.hflip, out,
-                            self.device, progress=self.tcfg.progress, meta=self.base_meta())
+            clips = self.clips(self.cfg.context_frames + self.cfg.chunk_frames, self.tcfg.data.start_step)
+            S.cache_latents(self.cfg, self.ae_path("rgb"), self.ae_path("depth"), clips, self.tcfg.data.cache_hflip,
+                            out, self.device, progress=self.tcfg.progress, meta=self.base_meta())
         barrier(self.info)
         return out
 
