@@ -65,6 +65,8 @@ def export_model(model: SyncVPModel, out_dir: str | Path, opset: int = DEFAULT_O
     model = model.float().eval().cpu()
     cfg = model.cfg
     specs = graph_specs(cfg, batch)
+    # A dynamic batch is traced at batch >= 2: the dynamo exporter specialises a size-1 dimension to 1.
+    trace_specs = graph_specs(cfg, max(batch, 2)) if dynamic_batch else specs
     entries: dict[str, Any] = {}
     gen = torch.Generator().manual_seed(0)
     for i, name in enumerate(graphs, 1):
@@ -72,7 +74,7 @@ def export_model(model: SyncVPModel, out_dir: str | Path, opset: int = DEFAULT_O
         path = out_dir / f"{name}.onnx"
         say(f"[{i}/{len(graphs)}] exporting {name} -> {path}")
         module = graph_module(model, name)
-        args = example_inputs(spec, gen)
+        args = example_inputs(trace_specs[name], gen)
         dynamic_axes = None
         if dynamic_batch:
             dynamic_axes = {n: {0: "batch"} for n in spec.input_names + spec.output_names}
