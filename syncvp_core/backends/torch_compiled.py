@@ -12,6 +12,7 @@
 from __future__ import annotations
 
 import torch
+import torch._dynamo
 from torch import Tensor
 
 from ..export.graphs import DENOISER, eps_from_outputs, graph_module, graph_specs, step_inputs
@@ -30,6 +31,11 @@ class CompiledTorchBackend(TorchBackend):
         self.name = "torch" + ("-compiled" if compile else "") + ("-cudagraphs" if cuda_graphs else "")
         self.cuda_graphs = cuda_graphs
         self._graphs: dict[str, torch.nn.Module] = {}
+        if compile:
+            # The denoiser graph-breaks around Triplane arithmetic (torch 2.13: 14 breaks), so dynamo compiles
+            # ``run_block`` once per block index; the default limit (8) would leave the deeper blocks eager.
+            cfg = torch._dynamo.config
+            cfg.recompile_limit = max(cfg.recompile_limit, 64)
         for g in graph_specs(model.cfg):
             m = graph_module(self.model, g)
             wanted = compile and (g == DENOISER or compile_autoencoders)
