@@ -131,3 +131,17 @@ def test_heldout_evaluation_table(run):
                 "ae_ceiling/delta1"):
         assert len(m[key]["mean"]) == res["horizon"]
     assert "| copy_last | psnr |" in table(res)
+
+
+def test_cache_is_reused_only_when_up_to_date(run):
+    path = run.latent_path()
+    before = path.stat().st_mtime_ns
+    run.run_cache(reuse=True)
+    assert path.stat().st_mtime_ns == before
+    run.tcfg.data.start_step = 2
+    try:
+        run.run_cache(reuse=True)
+        assert path.stat().st_mtime_ns != before
+    finally:
+        run.tcfg.data.start_step = 0
+        run.run_cache(reuse=True)

@@ -10,6 +10,7 @@ Run directory (``run_dir`` of the train config)::
 """
 from __future__ import annotations
 
+import json
 import time
 from pathlib import Path
 from typing import Any
@@ -94,15 +95,34 @@ class Session:
         task = S.ae_task(self.cfg, self.tcfg.ae, modality, clips, self.tcfg.data.hflip, self.device)
         return self._train(task, self.tcfg.ae)
 
-    def run_cache(self) -> Path:
+    def _cache_key(self) -> dict[str, Any]:
+        from ..checkpoint import file_sha256
+
+        return {"ae_rgb_sha256": file_sha256(self.ae_path("rgb")),
+                "ae_depth_sha256": file_sha256(self.ae_path("depth")), "data_fingerprint": self.fingerprint(),
+                "start_step": self.tcfg.data.start_step,
+                "cache_hflip": self.tcfg.data.cache_hflip, "config": json.loads(self.cfg.to_json())}
+
+    def run_cache(self, reuse: bool = False) -> Path:
+        """Encode the training clips; with ``reuse`` an existing cache made from the same autoencoder files,
+        data and clip settings is kept (``--stage all`` re-run after an interruption)."""
         for mod in ("rgb", "depth"):
             if not self.ae_path(mod).exists():
                 raise CheckpointError(f"{self.ae_path(mod)} not found: train `--stage ae --modality {mod}` first")
         out = self.latent_path()
         if self.info.main:
+            key = self._cache_key()
+            if reuse and out.exists():
+                from ..checkpoint import load_checkpoint
+
+                meta = load_checkpoint(out)[1]
+                if all(meta.get(k) == v for k, v in key.items()):
+                    print(f"[cache-latents] {out} is up to date; kept")
+                    barrier(self.info)
+                    return out
             clips = self.clips(self.cfg.context_frames + self.cfg.chunk_frames, self.tcfg.data.start_step)
             S.cache_latents(self.cfg, self.ae_path("rgb"), self.ae_path("depth"), clips, self.tcfg.data.cache_hflip,
-                            out, self.device, progress=self.tcfg.progress, meta=self.base_meta())
+                            out, self.device, progress=self.tcfg.progress, meta={**self.base_meta(), **key})
         barrier(self.info)
         return out
 
@@ -127,15 +147,23 @@ class Session:
         return out
 
     def bundle(self, out: Path | None = None, dtype: torch.dtype = torch.float32) -> Path:
-        out = out or self.run_dir / f"syncvp_{self.cfg.name}.safetensors"
+        """Merge ae_rgb, ae_depth and joint exports into the model bundle the Predictor loads. Metadata comes
+        from the joint export (config, data fingerprint, step), so no data is read here."""
+        out = Path(out) if out else self.run_dir / f"syncvp_{self.cfg.name}.safetensors"
         if self.info.main:
-            parts = {"ae_rgb.": self.ae_path("rgb"), "ae_depth.": self.ae_path("depth"),
-                     "denoiser.": self.run_dir / "joint" / "ema.safetensors"}
             from ..checkpoint import load_checkpoint
 
+            parts = {"ae_rgb.": self.ae_path("rgb"), "ae_depth.": self.ae_path("depth"),
+                     "denoiser.": self.run_dir / "joint" / "ema.safetensors"}
+            steps = {}
+            for prefix, p in parts.items():
+                if not p.exists():
+                    raise CheckpointError(f"{p} not found: train that stage first")
+                steps[prefix.rstrip(".")] = load_checkpoint(p)[1].get("step")
             _, jmeta = load_checkpoint(parts["denoiser."])
-            meta = {**self.base_meta(), "stage": "bundle", "joint_step": jmeta.get("step"),
-                    "joint_init": jmeta.get("init")}
+            keep = ("train_config", "data_fingerprint", "seed", "init")
+            meta = {k: jmeta[k] for k in keep if k in jmeta}
+            meta.update(stage="bundle", steps=steps, joint_step=jmeta.get("step"))
             S.write_bundle(self.cfg, parts, out, meta, dtype)
         barrier(self.info)
         return out
@@ -150,7 +178,7 @@ class Session:
             return [self.run_joint()]
         if stage == "all":
             outs = [self.run_ae(m) for m in ("rgb", "depth")]
-            outs.append(self.run_cache())
+            outs.append(self.run_cache(reuse=True))
             if self.tcfg.joint.init == "singles":
                 outs += [self.run_single(m) for m in ("rgb", "depth")]
             outs.append(self.run_joint())

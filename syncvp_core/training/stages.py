@@ -125,8 +125,8 @@ def cache_latents(cfg: ModelConfig, ae_rgb_path: Path, ae_depth_path: Path, clip
                     for name, p in zip(PLANES, z.planes()):
                         acc.setdefault(f"{mod}.{role}.{name}", []).append(p.cpu())
     tensors = {k: torch.cat(v) for k, v in acc.items()}
-    info = {**(meta or {}), "kind": "latents", "clips": len(clips), "hflip": hflip, "n": len(jobs),
-            "ae_rgb": str(ae_rgb_path), "ae_depth": str(ae_depth_path), "config": cfg.to_dict()}
+    info = {"config": cfg.to_dict(), **(meta or {}), "kind": "latents", "clips": len(clips), "hflip": hflip,
+            "n": len(jobs), "ae_rgb": str(ae_rgb_path), "ae_depth": str(ae_depth_path)}
     save_checkpoint(out, tensors, info)
     return out
 
