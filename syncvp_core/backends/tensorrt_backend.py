@@ -106,25 +106,33 @@ class TensorRTBackend:
         return run_batched(lambda f: self._execute(graph, f), feeds, self._static_batch, graph)
 
     def _execute(self, graph: str, feeds: dict[str, Tensor]) -> dict[str, Tensor]:
-        trt, engine, ctx = self.trt, self._engines[graph], self._contexts[graph]
         ins, outs = self._io[graph]
-        keep = []  # inputs converted here must outlive the enqueue (the caching allocator is stream-ordered)
-        for name in ins:
-            if name not in feeds:
-                raise BackendError(f"{graph}: engine input {name!r} was not provided")
-            t = feeds[name].detach().to(self.device, _torch_dtype(trt, engine.get_tensor_dtype(name))).contiguous()
-            keep.append(t)
-            if not ctx.set_input_shape(name, tuple(t.shape)):
-                raise BackendError(f"{graph}: input {name} shape {tuple(t.shape)} is outside the engine's profile")
-            ctx.set_tensor_address(name, t.data_ptr())
-        result = {}
-        for name in outs:
-            shape = tuple(ctx.get_tensor_shape(name))
-            out = torch.empty(shape, dtype=_torch_dtype(trt, engine.get_tensor_dtype(name)), device=self.device)
-            ctx.set_tensor_address(name, out.data_ptr())
-            result[name] = out
         stream = torch.cuda.current_stream(self.device)
-        if not ctx.execute_async_v3(stream.cuda_stream):
-            raise BackendError(f"TensorRT execution of {graph} failed (see the TensorRT log)")
-        del keep
-        return result
+        return bind_and_execute(self.trt, self._engines[graph], self._contexts[graph], ins, outs, feeds,
+                                self.device, stream.cuda_stream, graph)
+
+
+def bind_and_execute(trt: Any, engine: Any, ctx: Any, inputs: list[str], outputs: list[str],
+                     feeds: dict[str, Tensor], device: str, stream_handle: int, graph: str = "") -> dict[str, Tensor]:
+    """Bind ``feeds`` (converted to the engine's dtypes, contiguous, on ``device``) and freshly allocated output
+    tensors by address, and enqueue the engine on ``stream_handle``. Returns the outputs, which are valid once
+    the stream reaches this point (torch work queued later on the same stream is ordered after it)."""
+    keep = []  # inputs converted here must outlive the enqueue (the caching allocator is stream-ordered)
+    for name in inputs:
+        if name not in feeds:
+            raise BackendError(f"{graph}: engine input {name!r} was not provided")
+        t = feeds[name].detach().to(device, _torch_dtype(trt, engine.get_tensor_dtype(name))).contiguous()
+        keep.append(t)
+        if not ctx.set_input_shape(name, tuple(t.shape)):
+            raise BackendError(f"{graph}: input {name} shape {tuple(t.shape)} is outside the engine's profile")
+        ctx.set_tensor_address(name, t.data_ptr())
+    result = {}
+    for name in outputs:
+        shape = tuple(ctx.get_tensor_shape(name))
+        out = torch.empty(shape, dtype=_torch_dtype(trt, engine.get_tensor_dtype(name)), device=device)
+        ctx.set_tensor_address(name, out.data_ptr())
+        result[name] = out
+    if not ctx.execute_async_v3(stream_handle):
+        raise BackendError(f"TensorRT execution of {graph} failed (see the TensorRT log)")
+    del keep
+    return result
