@@ -167,3 +167,15 @@ def test_export_dir_from_other_weights_is_refused(pred, static_export):
     wider = Predictor.from_config(micro_config(**{"unet.channels": 8}), seed=0).model
     with pytest.raises(BackendError, match="different model config"):
         create_backend("onnxruntime", wider, "cpu", export_dir=static_export.path)
+
+
+def test_batched_prediction_with_onnxruntime_equals_torch(pred, dynamic_export):
+    (r0, d0), (r1, d1) = _clip(1), _clip(2)
+    rgb, dep = np.stack([r0, r1]), np.stack([d0, d1])
+    ort_pred = Predictor(pred.model, backend="torch")
+    ort_pred.backend = create_backend("onnxruntime", pred.model, "cpu", export_dir=dynamic_export.path)
+    ref = pred.predict(rgb, dep, steps=3, seed=3)
+    out = ort_pred.predict(rgb, dep, steps=3, seed=3)
+    assert out.rgb.shape == ref.rgb.shape == (2, pred.chunk_frames, 20, 24, 3)
+    assert np.abs(out.rgb.astype(int) - ref.rgb.astype(int)).max() <= 1
+    np.testing.assert_allclose(out.depth, ref.depth, rtol=1e-3, atol=1e-3)
