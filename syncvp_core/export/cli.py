@@ -47,7 +47,8 @@ def load_for_export(checkpoint: str | None, random_init: str | None, config: str
     model = SyncVPModel(cfg)
     load_into(model, tensors, path)
     source = {"checkpoint": str(path.resolve()), "checkpoint_sha256": meta.get("sha256"),
-              "stage": meta.get("stage"), "step": meta.get("step")}
+              "stage": meta.get("stage"), "step": meta.get("step", meta.get("joint_step")),
+              "stage_steps": meta.get("steps")}
     return model, source
 
 
