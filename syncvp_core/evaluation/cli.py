@@ -224,7 +224,9 @@ def find_demo_bags() -> list[Path]:
               help="Windows per bag (keeps the demo to a few minutes on a 2-core CPU).")
 @click.option("--steps", type=int, default=None, help="DDIM steps (default: the model config's).")
 @click.option("--checkpoint", default=None, help="Checkpoint (default: the shipped default model).")
-@click.option("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice).")
+@click.option("--threads", type=int, default=1, show_default=True,
+              help="torch CPU threads. 1 is predictable on shared or busy machines (several intra-op threads "
+                   "competing with other processes were measured 30x slower); try 2+ on an idle machine.")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 def demo(out: str, bags: tuple[str, ...], max_windows: int, steps: int | None, checkpoint: str | None,
          threads: int | None, quiet: bool) -> None:

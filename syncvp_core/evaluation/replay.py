@@ -379,7 +379,7 @@ class EvalResult:
 
 def protocol_hash(protocol: dict) -> str:
     """SHA-256 (first 16 hex) of everything that determines the numbers (not paths or timings)."""
-    keep = {k: v for k, v in protocol.items() if k not in ("hash", "source_path", "created")}
+    keep = {k: v for k, v in protocol.items() if k not in ("hash", "source_path", "created", "runtime")}
     return hashlib.sha256(json.dumps(keep, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
@@ -577,6 +577,10 @@ def evaluate_frames(
                          "resize": "bilinear 224x224, no crop", "includes_context_frames": True,
                          "depth_as": "normalised depth (config depth mapping) as 3-channel grey"},
     }
+    # Recorded, not hashed: results are bit-identical for one thread count; another count changes the
+    # floating-point summation order (differences ~1e-4 in the metrics).
+    proto["runtime"] = {"torch": torch.__version__, "torch_threads": torch.get_num_threads(),
+                        "device": str(getattr(predictor, "device", "cpu"))}
     proto["hash"] = protocol_hash(proto)
     elapsed = time.perf_counter() - t_start
     timing = {"total_s": elapsed,
