@@ -19,7 +19,7 @@ ROS = [
 ]
 EXPORT = ["onnx>=1.16", "onnxruntime>=1.18"]
 SIM = ["mujoco>=3.1"]
-EVAL = ["scikit-image>=0.22", "matplotlib>=3.8", "imageio>=2.34"]
+EVAL = ["scipy>=1.10", "scikit-image>=0.22", "matplotlib>=3.8"]
 DEV = ["pytest<9", "ruff>=0.6", "tensorboard>=2.16"]
 
 setup(
