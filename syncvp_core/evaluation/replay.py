@@ -26,10 +26,11 @@ Protocol (all of it is recorded in metrics.json, see :class:`EvalProtocol`):
    resizes back) and are compared with the real frames as recorded; baselines work at sensor resolution.
 6. **Determinism**: window i uses seed ``seed + i`` for every scenario (common random numbers).
 
-Online replay (``--online``, through the ROS node) is a later addition. It will reuse :class:`WindowScorer`
-unchanged: the node's published forecasts, matched to windows by the stamp of their last context frame,
-are passed to :meth:`WindowScorer.score` in place of the offline forecasts (the ``forecast_source``
-argument of :func:`evaluate_frames`), and latency/drop statistics are added next to the metrics.
+Online replay (``--online``, through the ROS node: :mod:`syncvp_ros.online_eval`) reuses all of this
+unchanged: :func:`plan_windows` tells the player which frames the windows are made of (same spacing and
+window rules, stamps only), and the node's published forecasts, matched to windows by stamp, replace the
+model's offline forecast through the ``model_source`` argument of :func:`evaluate_frames` (baselines and
+scoring stay the same code). Latency/drop statistics go into :attr:`EvalResult.online`.
 """
 from __future__ import annotations
 
@@ -193,6 +194,67 @@ def windows(frames: Iterable[Frame], length: int, stride: int) -> Iterator[list[
 
 # ----------------------------------------------------------------------------------------------------
 # scoring
+
+
+def frame_spacing(head_stamps: list[int], frame_step: int | None, model_rate_hz: float) -> tuple[float, int, float]:
+    """(source interval ns, frame step, pick period ns) from the first stamps of a stream."""
+    src_dt = median_interval_ns(head_stamps)
+    step = frame_step or auto_frame_step(src_dt, model_rate_hz)
+    period = step * src_dt if math.isfinite(src_dt) else 0.0
+    return src_dt, step, period
+
+
+def evaluated_windows(stream: Iterable[Frame], length: int, stride: int, period: float, gap_tolerance: float,
+                      max_windows: int | None, counts: dict) -> Iterator[tuple[np.ndarray, list[Frame]]]:
+    """The windows that get evaluated: (stamps, frames), skipping (and counting) windows across a gap and
+    stopping after ``max_windows``; the caller increments ``counts["windows_evaluated"]``."""
+    for win in windows(stream, length, stride):
+        if max_windows and counts["windows_evaluated"] >= max_windows:
+            break
+        stamps = np.array([f.stamp_ns for f in win], dtype=np.int64)
+        if period > 0 and np.any(np.diff(stamps) > gap_tolerance * period):
+            counts["windows_skipped_gap"] += 1
+            continue
+        yield stamps, win
+
+
+@dataclass
+class WindowPlan:
+    """Which frames an evaluation uses (stamps only): what an online player needs to know in advance."""
+    picked_stamps: list[int]  # every frame kept at the model rate, up to the last evaluated window
+    windows: list[list[int]]  # stamps of each evaluated window (context + future), in window order
+    context_frames: int
+    horizon: int
+    frame_step: int
+    period_ns: float
+    source_interval_ns: float
+
+
+def plan_windows(frames: Iterable[Any], context_frames: int, horizon: int, model_rate_hz: float,
+                 protocol: EvalProtocol | None = None) -> WindowPlan:
+    """The frame picks and windows :func:`evaluate_frames` will use on the same stream (same code path)."""
+    protocol = protocol or EvalProtocol()
+    stride = protocol.stride or horizon
+    length = context_frames + horizon
+    it = iter(Frame(as_frame(f).stamp_ns, None, None) for f in frames)  # keep no images
+    head = list(islice(it, 32))
+    src_dt, step, period = frame_spacing([f.stamp_ns for f in head], protocol.frame_step, model_rate_hz)
+    picked: list[int] = []
+
+    def record(src):
+        for f in src:
+            picked.append(f.stamp_ns)
+            yield f
+
+    counts = {"windows_evaluated": 0, "windows_skipped_gap": 0}
+    wins = []
+    for stamps, _ in evaluated_windows(record(pick_frames(chain(head, it), period, src_dt)), length, stride,
+                                       period, protocol.gap_tolerance, protocol.max_windows, counts):
+        wins.append([int(s) for s in stamps])
+        counts["windows_evaluated"] += 1
+    if wins:
+        picked = [s for s in picked if s <= wins[-1][-1]]
+    return WindowPlan(picked, wins, context_frames, horizon, step, period, src_dt)
 
 
 def fvd_chunks(length: int, clip: int = FVD_CLIP) -> list[tuple[int, int]]:
@@ -370,11 +432,15 @@ class EvalResult:
     timing: dict
     animation: dict | None  # arrays of one window for the GIF (not serialised)
     warnings: list[str] = field(default_factory=list)
+    online: dict | None = None  # online replay through the node: delivery, latency, dropped work
 
     def to_json(self) -> dict:
-        return {"protocol": self.protocol, "protocol_hash": self.protocol["hash"], "results": self.results,
-                "fvd": self.fvd, "counts": self.counts, "timing": self.timing, "warnings": self.warnings,
-                "metric_definitions": METRIC_DEFINITIONS}
+        out = {"protocol": self.protocol, "protocol_hash": self.protocol["hash"], "results": self.results,
+               "fvd": self.fvd, "counts": self.counts, "timing": self.timing, "warnings": self.warnings,
+               "metric_definitions": METRIC_DEFINITIONS}
+        if self.online is not None:
+            out["online"] = self.online
+        return out
 
 
 def protocol_hash(protocol: dict) -> str:
@@ -423,11 +489,15 @@ def evaluate_frames(
     total_frames_hint: int | None = None,
     metric_models: tuple[Any, Any, dict[str, str]] | None = None,
     forecast_source: Callable[..., dict[str, dict[str, Forecast | None]]] | None = None,
+    model_source: Callable[..., Forecast] | None = None,
 ) -> EvalResult:
     """Evaluate the model and the baselines on a stream of synchronised frames (see the module docstring).
 
-    ``forecast_source(window_index, ctx_rgb, ctx_depth, seed)`` may replace the offline forecasters (the
-    online-replay hook); by default the predictor and the baselines are run here.
+    ``forecast_source(window_index, ctx_rgb, ctx_depth, seed)`` may replace all offline forecasters.
+    ``model_source(window_index, scenario, stamps_ns, seed)`` replaces only the model's forecast (the
+    online-replay hook: the node's published forecast for the window whose frames have ``stamps_ns``); it
+    raises ValueError when there is none (counted as a failed window with the message, like a model
+    error). By default the predictor and the baselines are run here.
     """
     from tqdm import tqdm
 
@@ -445,9 +515,7 @@ def evaluate_frames(
     head = list(islice(it, 32))
     if not head:
         raise EvalError("no frames to evaluate (the source yielded none)")
-    src_dt = median_interval_ns([f.stamp_ns for f in head])
-    step = protocol.frame_step or auto_frame_step(src_dt, model_rate)
-    period = step * src_dt if math.isfinite(src_dt) else 0.0
+    src_dt, step, period = frame_spacing([f.stamp_ns for f in head], protocol.frame_step, model_rate)
     warnings: list[str] = []
     if math.isfinite(src_dt):
         eff_rate = 1e9 / period
@@ -492,13 +560,8 @@ def evaluate_frames(
     animation = None
     model_times: list[float] = []
     try:
-        for win in windows(stream, length, stride):
-            if protocol.max_windows and counts["windows_evaluated"] >= protocol.max_windows:
-                break
-            stamps = np.array([f.stamp_ns for f in win], dtype=np.int64)
-            if period > 0 and np.any(np.diff(stamps) > protocol.gap_tolerance * period):
-                counts["windows_skipped_gap"] += 1
-                continue
+        for stamps, win in evaluated_windows(stream, length, stride, period, protocol.gap_tolerance,
+                                             protocol.max_windows, counts):
             index = counts["windows_evaluated"]
             seed = protocol.seed + index
             shapes = {(f.rgb.shape, np.shape(f.depth)) for f in win}
@@ -521,8 +584,11 @@ def evaluate_frames(
                     torch.manual_seed(seed)
                     t0 = time.perf_counter()
                     try:
-                        by_method[MODEL] = model.predict(cr, cd, horizon, protocol.steps, seed)
-                        model_times.append(time.perf_counter() - t0)
+                        if model_source is not None:
+                            by_method[MODEL] = model_source(index, scenario, stamps, seed)
+                        else:
+                            by_method[MODEL] = model.predict(cr, cd, horizon, protocol.steps, seed)
+                            model_times.append(time.perf_counter() - t0)
                     except ValueError as e:  # PredictorError: e.g. a context depth frame that is all holes
                         by_method[MODEL] = None
                         scorer.fail(scenario, MODEL, str(e))
@@ -591,8 +657,10 @@ def evaluate_frames(
 
 def evaluate_bag(path: str, predictor: Any, protocol: EvalProtocol | None = None, topics: Any = None,
                  slop_s: float = 0.02, progress: bool = True,
-                 metric_models: tuple[Any, Any, dict[str, str]] | None = None) -> EvalResult:
-    """:func:`evaluate_frames` over a bag read (streamed) by :func:`syncvp_core.data.bag.read_rgbd_bag`."""
+                 metric_models: tuple[Any, Any, dict[str, str]] | None = None,
+                 model_source: Callable[..., Forecast] | None = None) -> EvalResult:
+    """:func:`evaluate_frames` over a bag read (streamed) by :func:`syncvp_core.data.bag.read_rgbd_bag`
+    (``model_source``: see :func:`evaluate_frames`)."""
     from ..data.bag import read_rgbd_bag
 
     reader = read_rgbd_bag(path, topics=topics, slop_s=slop_s)
@@ -607,7 +675,8 @@ def evaluate_bag(path: str, predictor: Any, protocol: EvalProtocol | None = None
         "slop_s": slop_s,
     }
     hint = min(info.topics[reader.topics.color].count, info.topics[reader.topics.depth].count)
-    result = evaluate_frames(reader, predictor, protocol, source, progress, hint, metric_models)
+    result = evaluate_frames(reader, predictor, protocol, source, progress, hint, metric_models,
+                             model_source=model_source)
     result.warnings.extend(reader.warnings)
     if reader.stats is not None:
         result.counts["sync"] = reader.stats.summary() if hasattr(reader.stats, "summary") else str(reader.stats)
