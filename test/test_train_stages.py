@@ -145,3 +145,20 @@ def test_cache_is_reused_only_when_up_to_date(run):
     finally:
         run.tcfg.data.start_step = 0
         run.run_cache(reuse=True)
+
+
+def test_decoder_finetune_keeps_the_latent_space(run, tmp_path):
+    """ae.freeze_encoder: encoder weights stay bit-identical (cached latents stay valid), decoder moves."""
+    init = run.run_dir / "ae_{modality}" / "ema.safetensors"
+    ovr = smoke_overrides(run.tcfg.data.folders[0], tmp_path / "dec", "ae.steps=3", f"ae.init={init}",
+                          "ae.freeze_encoder=true")
+    dec = Session(load_train_config("smoke", ovr), DistInfo())
+    dec.run_ae("depth")
+    before, _ = load_checkpoint(run.ae_path("depth"))
+    after, meta = load_checkpoint(dec.ae_path("depth"))
+    assert meta["freeze_encoder"] and meta["init"].startswith("checkpoint:")
+    enc = [k for k in before if k.split(".")[1] in ("enc_in", "enc_levels", "enc_norm", "pool_xy", "to_latent")]
+    decs = [k for k in before if k.split(".")[1] in ("dec_levels", "dec_out", "from_latent")]
+    assert enc and decs
+    assert all(torch.equal(before[k], after[k]) for k in enc)
+    assert any(not torch.equal(before[k], after[k]) for k in decs)

@@ -55,6 +55,11 @@ class AEConfig(OptimConfig):
     perceptual_weight: float = 0.0
     # Fraction of micro-steps trained on context-length clips (the same AE encodes 2- and 8-frame clips).
     context_clip_fraction: float = 0.25
+    # Start from these autoencoder weights ("{modality}" is replaced by rgb/depth); "" = random init.
+    init: str = ""
+    # Train the decoder only: the latent space (and so cached latents and a trained diffusion model)
+    # stays valid, while reconstructions of predicted latents improve.
+    freeze_encoder: bool = False
 
 
 @dataclass

@@ -26,7 +26,7 @@ from tqdm import tqdm
 from ..checkpoint import save_checkpoint
 from .config import OptimConfig
 from .dist import DistInfo, barrier, mean_across
-from .state import EMA, load_state, lr_factor, save_state
+from .state import EMA, load_state, lr_factor, save_state, trainable
 
 
 @dataclass
@@ -89,7 +89,7 @@ def train(task: Task, scfg: OptimConfig, stage_dir: Path, info: DistInfo, device
     stage_dir.mkdir(parents=True, exist_ok=True)
     state_path = stage_dir / "state.safetensors"
     module = task.module.to(device)
-    params = list(module.parameters())
+    params = trainable(module)
     opt = torch.optim.AdamW(params, lr=scfg.lr, betas=tuple(scfg.betas), weight_decay=scfg.weight_decay,
                             eps=scfg.eps)
     ema = EMA(module, scfg.ema_decay) if scfg.ema_decay > 0 else None

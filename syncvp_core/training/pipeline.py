@@ -146,14 +146,17 @@ class Session:
             self.bundle()
         return out
 
-    def bundle(self, out: Path | None = None, dtype: torch.dtype = torch.float32) -> Path:
+    def bundle(self, out: Path | None = None, dtype: torch.dtype = torch.float32, ae_run: Path | None = None) -> Path:
         """Merge ae_rgb, ae_depth and joint exports into the model bundle the Predictor loads. Metadata comes
-        from the joint export (config, data fingerprint, step), so no data is read here."""
+        from the joint export (config, data fingerprint, step), so no data is read here. ``ae_run``: take the
+        autoencoders from another run directory (e.g. a decoder fine-tuning run)."""
         out = Path(out) if out else self.run_dir / f"syncvp_{self.cfg.name}.safetensors"
         if self.info.main:
             from ..checkpoint import load_checkpoint
 
-            parts = {"ae_rgb.": self.ae_path("rgb"), "ae_depth.": self.ae_path("depth"),
+            ae_dir = Path(ae_run) if ae_run else self.run_dir
+            parts = {"ae_rgb.": ae_dir / "ae_rgb" / "ema.safetensors",
+                     "ae_depth.": ae_dir / "ae_depth" / "ema.safetensors",
                      "denoiser.": self.run_dir / "joint" / "ema.safetensors"}
             steps = {}
             for prefix, p in parts.items():
@@ -163,7 +166,8 @@ class Session:
             _, jmeta = load_checkpoint(parts["denoiser."])
             keep = ("train_config", "data_fingerprint", "seed", "init")
             meta = {k: jmeta[k] for k in keep if k in jmeta}
-            meta.update(stage="bundle", steps=steps, joint_step=jmeta.get("step"))
+            meta.update(stage="bundle", steps=steps, joint_step=jmeta.get("step"),
+                        parts={k.rstrip("."): str(p) for k, p in parts.items()})
             S.write_bundle(self.cfg, parts, out, meta, dtype)
         barrier(self.info)
         return out

@@ -23,10 +23,11 @@ def main(argv=None) -> None:
     ap.add_argument("--config", required=True)
     ap.add_argument("--out", default=None)
     ap.add_argument("--fp16", action="store_true")
+    ap.add_argument("--ae-run", default=None, help="take the autoencoders from this run directory")
     ap.add_argument("overrides", nargs="*")
     a = ap.parse_args(argv)
     s = Session(load_train_config(a.config, a.overrides), DistInfo())
-    out = s.bundle(a.out, torch.float16 if a.fp16 else torch.float32)
+    out = s.bundle(a.out, torch.float16 if a.fp16 else torch.float32, a.ae_run)
     print(f"wrote {out}")
 
 

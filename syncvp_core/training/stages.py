@@ -53,6 +53,15 @@ def recon_loss(pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor | No
 def ae_task(cfg: ModelConfig, acfg: AEConfig, modality: str, clips: ClipIndex, hflip: bool,
             device: str) -> Task:
     module = TriplaneAutoencoder(cfg.autoencoder, 3 if modality == "rgb" else 1)
+    how = "scratch"
+    if acfg.init:
+        path = acfg.init.replace("{modality}", modality)
+        tensors, _ = load_checkpoint(path)
+        load_into(module, tensors, path, prefix=f"ae_{modality}.")
+        how = f"checkpoint:{path}"
+    if acfg.freeze_encoder:
+        for name in ("enc_in", "enc_levels", "enc_norm", "pool_xy", "pool_xt", "pool_yt", "to_latent"):
+            getattr(module, name).requires_grad_(False)
     lpips = None
     if acfg.perceptual_weight > 0 and modality == "rgb":
         from ..evaluation.lpips import LPIPS
@@ -94,7 +103,8 @@ def ae_task(cfg: ModelConfig, acfg: AEConfig, modality: str, clips: ClipIndex, h
         writer.add_image(f"ae_{modality}/input_vs_recon", ((grid.clamp(-1, 1) + 1) / 2).repeat(
             3 // grid.shape[0], 1, 1), step)
 
-    return Task(f"ae_{modality}", module, len(clips), loss, f"ae_{modality}.", {"modality": modality}, sample)
+    meta = {"modality": modality, "init": how, "freeze_encoder": acfg.freeze_encoder}
+    return Task(f"ae_{modality}", module, len(clips), loss, f"ae_{modality}.", meta, sample)
 
 
 # ---------------------------------------------------------------------------------------------------------

@@ -27,7 +27,10 @@ class EMA:
     def update(self, module: nn.Module) -> None:
         self.updates += 1
         d = min(self.decay, (1 + self.updates) / (10 + self.updates))
+        frozen = {n for n, p in module.named_parameters() if not p.requires_grad}
         for k, v in module.state_dict().items():
+            if k in frozen:
+                continue  # frozen weights stay bit-identical (d*x + (1-d)*x may round)
             if v.is_floating_point():
                 self.shadow[k].mul_(d).add_(v.detach().float(), alpha=1 - d)
             else:
@@ -74,8 +77,12 @@ def load_optimizer_tensors(opt: torch.optim.Optimizer, params: list[nn.Parameter
         opt.state[p] = {name: (v.to(p.device) if name != "step" else v.float()) for name, v in st.items()}
 
 
+def trainable(module: nn.Module) -> list[nn.Parameter]:
+    return [p for p in module.parameters() if p.requires_grad]
+
+
 def save_state(path, module: nn.Module, ema: EMA | None, opt: torch.optim.Optimizer, meta: dict[str, Any]) -> None:
-    params = list(module.parameters())
+    params = trainable(module)
     tensors = {f"model.{k}": v for k, v in module.state_dict().items()}
     if ema is not None:
         tensors.update({f"ema.{k}": v for k, v in ema.state().items()})
@@ -102,7 +109,7 @@ def load_state(path, module: nn.Module, ema: EMA | None, opt: torch.optim.Optimi
             raise CheckpointError(f"{path}: EMA keys do not match the model")
         ema.shadow = ema_t
         ema.updates = int(meta.get("ema_updates", 0))
-    load_optimizer_tensors(opt, list(module.parameters()), tensors, path)
+    load_optimizer_tensors(opt, trainable(module), tensors, path)
     if "rng.torch" in tensors:
         torch.set_rng_state(tensors["rng.torch"])
     return meta
