@@ -171,8 +171,19 @@ def run_eval_bag(bag: str, out: str, protocol: EvalProtocol, predictor: Any, top
               help="color=/topic,depth=/topic[,color_info=...,depth_info=...] (default: RealSense names, "
                    "else auto-detected).")
 @click.option("--slop-ms", default=20.0, show_default=True, help="Colour/depth stamp pairing tolerance.")
+@click.option("--online", is_flag=True,
+              help="Replay the bag through the real ROS 2 predictor node in this process (needs rclpy: "
+                   "pip install -e '.[ros]' or a sourced ROS 2) and score what it publishes; adds delivered "
+                   "prediction rate, end-to-end latency and dropped work. One replay per scenario.")
+@click.option("--rate", type=float, default=None,
+              help="With --online: play the bag at its recorded timing x RATE (the node drops stale work if "
+                   "it cannot keep up). Default: lockstep, the player waits for every prediction (nothing "
+                   "dropped; metrics equal the offline ones).")
+@click.option("--online-timeout", type=float, default=120.0, show_default=True,
+              help="With --online: longest wait for one prediction, in seconds.")
 @_protocol_options
-def eval_bag(bag: str, out: str, topics: str | None, slop_ms: float, **kw: Any) -> None:
+def eval_bag(bag: str, out: str, topics: str | None, slop_ms: float, online: bool, rate: float | None,
+             online_timeout: float, **kw: Any) -> None:
     """Replay a bag offline: forecast every window, score against the real future frames.
 
     Reads BAG directly (no `ros2 bag play`), pairs colour and depth by stamp, spaces frames at the model's
@@ -181,8 +192,14 @@ def eval_bag(bag: str, out: str, topics: str | None, slop_ms: float, **kw: Any) 
     scored per horizon step at the sensor resolution: PSNR, SSIM, LPIPS, depth AbsRel/RMSE/delta1, and FVD
     when windows reach 16 frames. Writes OUT/metrics.json, OUT/report.md (tables, plots) and GIFs.
     Deterministic for a given seed.
+
+    With --online the model row comes from the ROS 2 node instead (see docs/evaluation.md).
     """
     set_threads(kw["threads"])
+    if rate is not None and not online:
+        raise click.UsageError("--rate only applies with --online")
+    if online:
+        return _eval_bag_online(bag, out, topics, slop_ms, rate, online_timeout, kw)
     try:
         protocol = load_protocol(kw["config"], _overrides(kw))
         predictor = load_predictor(kw["checkpoint"], kw["random_init"], kw["device"], kw["backend"])
@@ -190,6 +207,41 @@ def eval_bag(bag: str, out: str, topics: str | None, slop_ms: float, **kw: Any) 
                                      progress=not kw["quiet"])
     except _known_errors() as e:
         raise _fail(e) from e
+    print_summary(result, files)
+
+
+def _eval_bag_online(bag: str, out: str, topics: str | None, slop_ms: float, rate: float | None,
+                     timeout_s: float, kw: dict[str, Any]) -> None:
+    # rclpy is optional: imported only here, never by syncvp_core at module level.
+    try:
+        from syncvp_ros.online_eval import OnlineOptions, evaluate_bag_online
+    except ImportError as e:
+        raise click.ClickException(
+            f"--online needs ROS 2's Python client library (rclpy) and the ROS message packages ({e}). Install "
+            "them with `pip install -e '.[ros]'` (rclpy from PyPI) or source a ROS 2 installation; offline "
+            "eval-bag (without --online) does not need ROS.") from e
+    from .report import write_report
+
+    if kw["random_init"] and kw["checkpoint"]:
+        raise click.UsageError("--checkpoint and --random-init are exclusive")
+    checkpoint = f"random:{kw['random_init']}" if kw["random_init"] else kw["checkpoint"]
+    import torch
+
+    try:
+        protocol = load_protocol(kw["config"], _overrides(kw))
+        options = OnlineOptions(rate=rate, torch_threads=torch.get_num_threads() if kw["threads"] else 1,
+                                timeout_s=timeout_s)
+        result = evaluate_bag_online(bag, checkpoint, protocol, parse_topics(topics), slop_ms / 1000.0, options,
+                                     progress=not kw["quiet"], device=kw["device"], backend=kw["backend"])
+        files = write_report(result, out, title=f"syncvp online evaluation (through the node): {Path(bag).name}")
+    except _known_errors() as e:
+        raise _fail(e) from e
+    for scenario, o in result.online["scenarios"].items():
+        lat = o["latency"]
+        ms = lambda v: "n/a" if v is None else f"{v:.0f} ms"  # noqa: E731
+        click.echo(f"online {scenario}: delivered {o['delivered_predictions']}/{o['expected_predictions']} "
+                   f"predictions, end-to-end latency p50 {ms(lat['p50'])} p95 {ms(lat['p95'])}, "
+                   f"dropped work {o['dropped_work']}")
     print_summary(result, files)
 
 

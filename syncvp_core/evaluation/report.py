@@ -135,6 +135,58 @@ def plot_metric(results: dict, metric: str, path: Path, dt_s: float | None) -> b
     return True
 
 
+def plot_latency(online: dict, path: Path) -> bool:
+    """Histogram of the end-to-end latency of every delivered prediction, one colour per scenario."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    series = {s: o["latency_ms"] for s, o in online["scenarios"].items() if o.get("latency_ms")}
+    if not series:
+        return False
+    allv = np.concatenate([np.asarray(v, dtype=float) for v in series.values()])
+    bins = np.linspace(0.0, float(allv.max()) * 1.05 + 1e-6, 31)
+    fig, ax = plt.subplots(figsize=(6.0, 3.2))
+    for scenario, v in series.items():
+        o = online["scenarios"][scenario]["latency"]
+        ax.hist(v, bins=bins, alpha=0.5, label=f"{SCENARIO_LABELS.get(scenario, scenario)}: p50 {o['p50']:.0f} ms, "
+                                               f"p95 {o['p95']:.0f} ms")
+    ax.set_xlabel("end-to-end latency (ms): context frame published -> last output received")
+    ax.set_ylabel("predictions")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return True
+
+
+def online_section(online: dict, latency_plot: Path | None, out: Path) -> list[str]:
+    settings = online["settings"]
+    lines = ["## Online replay through the node", "",
+             f"The bag was played through the ROS 2 predictor node in-process (`use_sim_time`, pacing: "
+             f"**{settings['pacing']}**, node torch threads {settings['torch_threads']}); the model rows above are "
+             "the node's published forecasts, each h_k paired with the ground-truth frame of its stamp.", "",
+             "| scenario | delivered / context-ready | delivered rate (bag time) | latency p50 | latency p95 "
+             "| inference p50 | dropped work |", "|---|---|---|---|---|---|---|"]
+    ms = lambda v: "–" if v is None else f"{v:.0f} ms"  # noqa: E731
+    hz = lambda v: "–" if v is None else f"{v:.2f} Hz"  # noqa: E731
+    for scenario, o in online["scenarios"].items():
+        lines.append(f"| {scenario} | {o['delivered_predictions']} / {o['expected_predictions']} | "
+                     f"{hz(o['delivered_rate_hz_bag_time'])} (of {hz(o['opportunity_rate_hz_bag_time'])}) | "
+                     f"{ms(o['latency']['p50'])} | {ms(o['latency']['p95'])} | {ms(o['inference_ms']['p50'])} | "
+                     f"{o['dropped_work']} |")
+    lines.append("")
+    if latency_plot is not None:
+        lines += [f"![latency]({latency_plot.relative_to(out)})", ""]
+    lines += ["End-to-end latency: from publishing the frame that completes a context to receiving the last of "
+              "the prediction's output images. Dropped work: contexts the node replaced before inference "
+              "started (its latest-only queue), from its diagnostics.", ""]
+    return lines
+
+
 # ----------------------------------------------------------------------------------------------------
 # animation
 
@@ -257,6 +309,9 @@ def write_report(result: Any, out_dir: str | Path, title: str = "syncvp forecast
         if plot_metric(results, metric, p, dt_s):
             plots[metric] = p
     files.update({f"plot_{k}": v for k, v in plots.items()})
+    latency_plot = None
+    if data.get("online") and plot_latency(data["online"], out / "plots" / "latency.png"):
+        latency_plot = files["plot_latency"] = out / "plots" / "latency.png"
 
     gifs = {}
     anim = result.animation
@@ -273,7 +328,7 @@ def write_report(result: Any, out_dir: str | Path, title: str = "syncvp forecast
                 files["still"] = out / "animation_still.png"
     files.update({f"gif_{k}": v for k, v in gifs.items()})
 
-    md = _markdown(data, title, plots, gifs, out, dt_s, horizon)
+    md = _markdown(data, title, plots, gifs, out, dt_s, horizon, latency_plot)
     atomic_write_text(out / "report.md", md)
     files["report"] = out / "report.md"
     return files
@@ -289,7 +344,8 @@ def _json_default(o: Any) -> Any:
     return str(o)
 
 
-def _markdown(data: dict, title: str, plots: dict, gifs: dict, out: Path, dt_s: float | None, horizon: int) -> str:
+def _markdown(data: dict, title: str, plots: dict, gifs: dict, out: Path, dt_s: float | None, horizon: int,
+              latency_plot: Path | None = None) -> str:
     proto, results, counts = data["protocol"], data["results"], data["counts"]
     model = proto["model"]
     src = proto.get("source", {})
@@ -329,6 +385,8 @@ def _markdown(data: dict, title: str, plots: dict, gifs: dict, out: Path, dt_s: 
     for scenario in results:
         lines += [f"### {SCENARIO_LABELS.get(scenario, scenario)}", "",
                   summary_table(results, scenario, COLOUR_METRICS + DEPTH_METRICS), ""]
+    if data.get("online"):
+        lines += online_section(data["online"], latency_plot, out)
     lines += ["## Per horizon step", ""]
     for metric in COLOUR_METRICS + DEPTH_METRICS:
         if metric not in plots:

@@ -1,0 +1,483 @@
+"""Online replay evaluation (``syncvp eval-bag BAG --online``): the bag through the real predictor node.
+
+Everything runs in this process, in a private rclpy Context (loopback discovery, its own domain id):
+
+* the node under test, :class:`~syncvp_ros.predictor_node.PredictorNode`, with ``use_sim_time`` and its
+  ordinary parameters (reliable inputs and outputs, so the transport loses nothing);
+* a driver node that plays the bag with the node issue's :class:`~syncvp_ros.bag_player.BagPlayer`
+  (recorded CDR bytes, ``/clock`` never ahead of the data) and records what the node publishes:
+  ``~/pred/h{k}/color/image``, ``~/pred/h{k}/depth/image`` (stamped with their target times) and ``~/status``.
+
+Which frames make up the evaluation windows is decided by the offline code itself
+(:func:`syncvp_core.evaluation.replay.plan_windows`, stamps only), and the node's context spacing is set
+to the same rate (``context_rate_hz``), so the node's contexts are the offline windows' contexts. Before
+the frame that completes window *i*'s context the node's ``seed`` parameter is set to ``seed + i`` (the
+offline seed rule). Scoring is the offline code too: :func:`~syncvp_core.evaluation.replay.evaluate_bag`
+with the node's forecasts in place of the model's (``model_source``); each published ``h_k`` is paired with
+the ground-truth frame of the same stamp (a mismatch larger than half a source interval fails the window).
+Baselines and the resize ceiling are computed as offline.
+
+Two pacings:
+
+* ``rate=None`` (default, **lockstep**): the player publishes as fast as the node takes it but waits after
+  every context-completing frame until that prediction has been published (sim time stands still while
+  it waits). Nothing is dropped; with a fixed seed the metrics equal the offline ones (tested).
+* ``rate=R``: the bag's timing scaled by ``R`` (like ``bag_player --rate R``); the node drops stale work
+  when inference is slower than the frames, as in deployment. Dropped work, delivered rate and latency
+  show what a robot would get.
+
+End-to-end latency of a prediction = wall time at which the last of its 2K output images arrived here
+minus the wall time at which the frame completing its context was published.
+
+Predicted images of the evaluated windows are spooled to a temporary folder (bounded memory on long bags).
+"""
+from __future__ import annotations
+
+import bisect
+import json
+import math
+import statistics
+import tempfile
+import threading
+import time
+from collections import defaultdict
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from syncvp_core.data.bag import IMAGE, BagTopics, read_rgbd_bag
+from syncvp_core.evaluation.baselines import Forecast
+from syncvp_core.evaluation.replay import EvalError, EvalProtocol, EvalResult, WindowPlan, evaluate_bag, plan_windows
+
+from .bag_player import BagPlayer
+
+FORCE_MODE = {"full": "auto", "rgb_only": "rgb_only", "depth_only": "depth_only"}
+
+
+@dataclass
+class OnlineOptions:
+    rate: float | None = None  # None = lockstep (wait for every prediction); R = bag timing x R
+    torch_threads: int = 1  # the node's torch_threads (1: several threads collapse on a shared CPU)
+    timeout_s: float = 120.0  # longest wait for one prediction (lockstep) or for the last one (paced)
+    domain_id: int | None = None  # None = random 1..100
+    node_params: dict[str, Any] = field(default_factory=dict)  # extra node parameters (override ours)
+
+    def validate(self) -> None:
+        if self.rate is not None and not self.rate > 0:
+            raise EvalError(f"--rate must be > 0 (or omitted for lockstep), got {self.rate}")
+        if self.timeout_s <= 0:
+            raise EvalError(f"timeout must be > 0 s, got {self.timeout_s}")
+
+
+def model_config_of(checkpoint: str | None):
+    """The model config the node will load (for the window plan, before the node exists)."""
+    from syncvp_core.checkpoint import DEFAULT_CHECKPOINT, config_from_meta, load_checkpoint
+    from syncvp_core.config import load_model_config
+
+    if checkpoint and checkpoint.startswith("random:"):
+        return load_model_config(checkpoint[len("random:"):])
+    path = Path(checkpoint) if checkpoint else DEFAULT_CHECKPOINT
+    _, meta = load_checkpoint(path)
+    return config_from_meta(meta, path)
+
+
+def _percentiles(values: list[float]) -> dict[str, float | None]:
+    if not values:
+        return {"p50": None, "p95": None, "mean": None, "max": None}
+    a = np.asarray(values, dtype=float)
+    return {"p50": float(np.percentile(a, 50)), "p95": float(np.percentile(a, 95)), "mean": float(a.mean()),
+            "max": float(a.max())}
+
+
+class _Expectations:
+    """Maps each published (k, stamp) to the picked frame whose prediction it belongs to.
+
+    The node stamps h_k ``newest + k * dt`` with ``dt`` the median spacing of its context frames; with
+    the planned picks as context, that is computable here exactly (same integer arithmetic)."""
+
+    def __init__(self, plan: WindowPlan, horizon: int):
+        c = plan.context_frames
+        p = plan.picked_stamps
+        self.by_key: dict[tuple[int, int], int] = {}
+        self.newest: dict[int, int] = {}  # picked stamp -> picked index
+        for j in range(c - 1, len(p)):
+            ctx = p[j - c + 1:j + 1]
+            diffs = [b - a for a, b in zip(ctx, ctx[1:]) if b > a]
+            dt = int(statistics.median(diffs)) if diffs else int(round(plan.period_ns))
+            self.newest[p[j]] = j
+            for k in range(1, horizon + 1):
+                self.by_key[(k, p[j] + k * dt)] = j
+
+
+class _Recorder:
+    """Subscribes to the node's outputs and status; spools the evaluated windows' images to disk."""
+
+    def __init__(self, node: Any, base: str, horizon: int, expect: _Expectations, keep: set[int], spool: Path):
+        from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
+        from sensor_msgs.msg import Image
+        from std_msgs.msg import String
+
+        self.horizon, self.expect, self.keep, self.spool = horizon, expect, keep, spool
+        self.cv = threading.Condition()
+        self.parts: dict[int, int] = defaultdict(int)  # picked index -> outputs received
+        self.done_at: dict[int, float] = {}  # picked index -> wall time of its last output
+        self.stamps: dict[tuple[int, int], int] = {}  # (picked index, k) -> published stamp
+        self.unmatched = 0
+        self.statuses: list[dict] = []
+        self.subs = []
+        reliable = QoSProfile(depth=100, reliability=ReliabilityPolicy.RELIABLE)
+        for k in range(1, horizon + 1):
+            for kind in ("color", "depth"):
+                self.subs.append(node.create_subscription(
+                    Image, f"{base}/pred/h{k}/{kind}/image",
+                    lambda m, k=k, kind=kind: self._on_image(k, kind, m), reliable))
+        latched = QoSProfile(depth=100, reliability=ReliabilityPolicy.RELIABLE,
+                             durability=DurabilityPolicy.TRANSIENT_LOCAL)
+        self.subs.append(node.create_subscription(String, f"{base}/status", self._on_status, latched))
+
+    def _on_status(self, msg: Any) -> None:
+        try:
+            st = json.loads(msg.data)
+        except ValueError:
+            return
+        if st.get("event") == "prediction":
+            with self.cv:
+                self.statuses.append(st)
+
+    def _on_image(self, k: int, kind: str, msg: Any) -> None:
+        from .ros_io import color_from_msg, depth_from_msg, stamp_ns
+
+        now = time.perf_counter()
+        stamp = stamp_ns(msg.header)
+        j = self.expect.by_key.get((k, stamp))
+        if j is None:
+            with self.cv:
+                self.unmatched += 1
+            return
+        if j in self.keep:
+            arr = color_from_msg(msg) if kind == "color" else depth_from_msg(msg)
+            np.save(self.spool / f"{j}_{k}_{kind}.npy", arr)
+        with self.cv:
+            self.stamps[(j, k)] = stamp
+            self.parts[j] += 1
+            if self.parts[j] == 2 * self.horizon:
+                self.done_at[j] = now
+            self.cv.notify_all()
+
+    def wait_done(self, j: int, timeout: float) -> bool:
+        end = time.monotonic() + timeout
+        with self.cv:
+            while j not in self.done_at:
+                left = end - time.monotonic()
+                if left <= 0:
+                    return False
+                self.cv.wait(min(left, 0.1))
+        return True
+
+
+
+def load_spooled(spool: Path, j: int, horizon: int, mode: str) -> Forecast:
+    """The forecast of picked frame ``j`` as spooled by :class:`_Recorder`."""
+    rgb = np.stack([np.load(spool / f"{j}_{k}_color.npy") for k in range(1, horizon + 1)])
+    dep = np.stack([np.load(spool / f"{j}_{k}_depth.npy") for k in range(1, horizon + 1)])
+    return Forecast(rgb, dep, mode)
+
+
+class _EvalPlayer(BagPlayer):
+    """BagPlayer with hooks around colour/depth messages (seed changes, lockstep waits); time spent
+    waiting in a hook is taken out of the pacing, and /clock stands still meanwhile."""
+
+    def __init__(self, node: Any, path: Any, topics: list[str], color: str, depth: str, pace: float | None,
+                 before: Any, after: Any):
+        super().__init__(node, path, rate=pace or 1.0, clock=True, qos="reliable", topics=topics)
+        self.pace, self.color, self.depth = pace, color, depth
+        self.before, self.after = before, after
+        self.published_at: dict[tuple[str, int], float] = {}
+
+    def play_once(self) -> int:
+        from rclpy.serialization import deserialize_message
+        from sensor_msgs.msg import Image
+
+        from syncvp_core.data.bag import iter_raw_messages
+
+        from .ros_io import stamp_ns
+
+        n = 0
+        wall0 = bag0 = None
+        for topic, _msgtype, t_ns, data in iter_raw_messages(self.path, list(self._pubs)):
+            if self._stop:
+                break
+            if bag0 is None:
+                bag0, wall0 = t_ns, time.perf_counter()
+            if self.pace is not None:
+                target = wall0 + (t_ns - bag0) / 1e9 / self.pace
+                b0, w0 = bag0, wall0
+                self._wait_until(target, lambda now, b0=b0, w0=w0: b0 + int((now - w0) * self.pace * 1e9), t_ns)
+            stamp = None
+            if topic in (self.color, self.depth):
+                stamp = stamp_ns(deserialize_message(data, Image).header)
+                self.before(topic, stamp)
+            self._publish_clock(t_ns)
+            self._pubs[topic].publish(data)
+            n += 1
+            if stamp is not None:
+                t0 = time.perf_counter()
+                self.published_at[(topic, stamp)] = t0
+                if not self.after(topic, stamp):
+                    self._stop = True
+                wall0 += time.perf_counter() - t0
+        self.published += n
+        return n
+
+
+def _wait(pred: Any, timeout: float, what: str) -> None:
+    end = time.monotonic() + timeout
+    while not pred():
+        if time.monotonic() > end:
+            raise EvalError(f"online replay: timed out after {timeout:.0f} s waiting for {what}")
+        time.sleep(0.02)
+
+
+def replay_scenario(bag: str, topics: BagTopics, plan: WindowPlan, scenario: str, checkpoint: str,
+                    protocol: EvalProtocol, horizon: int, slop_s: float, options: OnlineOptions, spool: Path,
+                    device: str = "cpu", backend: str = "torch", progress: bool = True) -> dict:
+    """Play the bag through a fresh node in ``scenario``; returns the recording and the node's counters."""
+    import rclpy
+    from rclpy.context import Context
+    from rclpy.executors import SingleThreadedExecutor
+    from rclpy.parameter import Parameter
+    from rosgraph_msgs.msg import Clock
+    from tqdm import tqdm
+
+    from .predictor_node import PredictorNode
+    from .testing import ros_env
+
+    c = plan.context_frames
+    expect = _Expectations(plan, horizon)
+    window_newest = {w[c - 1]: i for i, w in enumerate(plan.windows)}
+    keep = {expect.newest[s] for s in window_newest}
+    picked_sorted = sorted(plan.picked_stamps[c - 1:])
+    picked = set(picked_sorted)
+    last_needed = plan.windows[-1][c - 1]
+    params: dict[str, Any] = {
+        "checkpoint": checkpoint, "backend": backend, "device": device, "torch_threads": options.torch_threads,
+        "horizon": horizon, "steps": protocol.steps or 0, "seed": protocol.seed, "use_sim_time": True,
+        "color_topic": topics.color, "depth_topic": topics.depth,
+        "color_info_topic": topics.color_info or "/syncvp_eval/unused_color_info",
+        "depth_info_topic": topics.depth_info or "/syncvp_eval/unused_depth_info",
+        "input_qos": "RELIABLE", "input_qos_depth": 100, "output_qos": "RELIABLE", "output_qos_depth": 100,
+        "sync_slop": slop_s, "context_stride": 0, "force_mode": FORCE_MODE[scenario], "depth_encoding": "32FC1",
+        "output_height": 0, "output_width": 0, "predict_rate_hz": 0.0, "always_predict": False,
+    }
+    if plan.period_ns > 0:
+        params["context_rate_hz"] = 1e9 / plan.period_ns  # the offline pick spacing, exactly
+    params.update(options.node_params)
+
+    domain = ros_env(options.domain_id)
+    context = Context()
+    rclpy.init(context=context, domain_id=domain)
+    node = driver = executor = player = None
+    thread = None
+    try:
+        node = PredictorNode("syncvp", context=context,
+                             parameter_overrides=[Parameter(k, value=v) for k, v in params.items()])
+        driver = rclpy.create_node("syncvp_eval_driver", context=context)
+        executor = SingleThreadedExecutor(context=context)
+        executor.add_node(node)
+        executor.add_node(driver)
+        thread = threading.Thread(target=executor.spin, daemon=True)
+        thread.start()
+
+        # The node's sim clock must read the bag's time before it activates (its dropout timers start then).
+        clock_pub = driver.create_publisher(Clock, "/clock", 10)
+        start_ns = plan.picked_stamps[0]
+        msg = Clock()
+        msg.clock.sec, msg.clock.nanosec = divmod(int(start_ns) - 1, 1_000_000_000)
+
+        def clock_set() -> bool:
+            clock_pub.publish(msg)
+            return node.get_clock().now().nanoseconds > 0
+
+        _wait(clock_set, 20.0, "the node to receive /clock")
+        if not node.autostart():
+            raise EvalError(f"the node did not start: {node.configure_error or 'activate failed (see log)'}")
+        predictor = node.predictor
+        recorder = _Recorder(driver, node.get_fully_qualified_name(), horizon, expect, keep, spool)
+        seeds_set: set[int] = set()
+        waits = {"timeouts": 0}
+        bar = tqdm(total=len(plan.windows), desc=f"online {scenario}", unit="win", disable=not progress)
+
+        def before(topic: str, stamp: int) -> None:
+            i = window_newest.get(stamp)
+            if i is not None and i not in seeds_set:
+                seeds_set.add(i)
+                node.set_parameters([Parameter("seed", value=protocol.seed + i)])
+
+        published: dict[int, set[str]] = defaultdict(set)
+
+        def after(topic: str, stamp: int) -> bool:
+            # The pair for a picked frame is complete when both its colour and depth were published.
+            if stamp not in picked:  # depth may be stamped a little off its colour partner (within the slop)
+                i = bisect.bisect_left(picked_sorted, stamp - slop_s * 1e9)
+                if i == len(picked_sorted) or abs(picked_sorted[i] - stamp) > slop_s * 1e9:
+                    return True
+                stamp = picked_sorted[i]
+            published[stamp].add(topic)
+            if len(published[stamp]) < 2:
+                return True
+            j = expect.newest[stamp]
+            if options.rate is None:  # lockstep: wait for this prediction
+                if not recorder.wait_done(j, options.timeout_s):
+                    waits["timeouts"] += 1
+            if stamp in window_newest:
+                bar.update(1)
+            return stamp != last_needed
+
+        player = _EvalPlayer(driver, bag, [t for t in (topics.color, topics.depth, topics.color_info,
+                                                       topics.depth_info) if t],
+                             topics.color, topics.depth, options.rate, before, after)
+        _wait(lambda: node._has_subscribers(), 20.0, "the recorder to match the node's outputs")
+        for t in (topics.color, topics.depth):
+            _wait(lambda t=t: player._pubs[t].get_subscription_count() > 0, 20.0, f"the node to subscribe to {t}")
+        t0 = time.perf_counter()
+        player.play()
+        # Paced: the last predictions may still be running. Lockstep: already there.
+        recorder.wait_done(expect.newest[last_needed], options.timeout_s)
+        wall_s = time.perf_counter() - t0
+        _wait(lambda: node.worker is None or not node.worker.busy, options.timeout_s, "the node's worker to finish")
+        bar.close()
+        _, kv = node.diagnostics()
+        with recorder.cv:
+            done = dict(recorder.done_at)
+            parts = dict(recorder.parts)
+            stamps = dict(recorder.stamps)
+            statuses = list(recorder.statuses)
+            unmatched = recorder.unmatched
+    finally:
+        if player is not None:
+            player.stop()
+        if node is not None:
+            node.stop()
+        if executor is not None:
+            executor.shutdown(timeout_sec=2.0)
+        if thread is not None:
+            thread.join(timeout=5.0)
+        if node is not None:
+            node.destroy_node()
+        if driver is not None:
+            driver.destroy_node()
+        rclpy.try_shutdown(context=context)
+
+    # End-to-end latency: last output received - publish of the later message of the context's last pair.
+    latency_ms = []
+    p = plan.picked_stamps
+    for j, t_done in sorted(done.items()):
+        t_in = [player.published_at.get((topic, p[j])) for topic in (topics.color, topics.depth)]
+        t_in = [t for t in t_in if t is not None]
+        if t_in:
+            latency_ms.append((t_done - max(t_in)) * 1e3)
+    # The replay stops after the last evaluated window's context: predictions up to it were possible.
+    last_j = expect.newest[last_needed]
+    expected = last_j - (c - 1) + 1
+    span_s = (p[last_j] - p[c - 1]) / 1e9 if last_j >= c else math.nan
+    inference = [s["latency_ms"] for s in statuses if "latency_ms" in s]
+    dropped = int(kv.get("dropped work (stale contexts)", "0"))
+    return {
+        "predictor": predictor,
+        "done": done,
+        "stamps": stamps,
+        "summary": {
+            "scenario": scenario,
+            "expected_predictions": expected,
+            "delivered_predictions": len(done),
+            "incomplete_predictions": sum(1 for j, n in parts.items() if n < 2 * horizon),
+            "delivered_fraction": len(done) / expected if expected else None,
+            "delivered_rate_hz_bag_time": len(done) / span_s if span_s and span_s > 0 else None,
+            "delivered_rate_hz_wall": len(done) / wall_s if wall_s > 0 else None,
+            "opportunity_rate_hz_bag_time": expected / span_s if span_s and span_s > 0 else None,
+            "replay_wall_s": wall_s,
+            "latency_ms": latency_ms,
+            "latency": _percentiles(latency_ms),
+            "inference_ms": _percentiles(inference),
+            "dropped_work": dropped,
+            "lockstep_timeouts": waits["timeouts"],
+            "unmatched_outputs": unmatched,
+            "node_diagnostics": kv,
+        },
+    }
+
+
+def evaluate_bag_online(bag: str, checkpoint: str | None, protocol: EvalProtocol | None = None,
+                        topics: BagTopics | None = None, slop_s: float = 0.02,
+                        options: OnlineOptions | None = None, progress: bool = True,
+                        metric_models: tuple[Any, Any, dict[str, str]] | None = None,
+                        device: str = "cpu", backend: str = "torch") -> EvalResult:
+    """Replay ``bag`` through the node (one pass per scenario), then score its forecasts with the offline
+    evaluation code. ``checkpoint``: a path, None (the shipped default) or ``"random:CONFIG"``."""
+    protocol = protocol or EvalProtocol()
+    protocol.validate()
+    options = options or OnlineOptions()
+    options.validate()
+    reader = read_rgbd_bag(bag, topics=topics, slop_s=slop_s)
+    topics = reader.topics
+    for role, name in (("colour", topics.color), ("depth", topics.depth)):
+        if reader.info.topics[name].msgtype != IMAGE:
+            raise EvalError(f"{bag}: {role} topic {name!r} is {reader.info.topics[name].msgtype}; the node "
+                            f"subscribes to {IMAGE} only, so --online needs raw images (offline eval-bag reads "
+                            "compressed ones)")
+    cfg = model_config_of(checkpoint)
+    horizon = protocol.horizon or cfg.chunk_frames
+    plan = plan_windows(reader, cfg.context_frames, horizon, cfg.frame_rate_hz, protocol)
+    if not plan.windows:
+        raise EvalError(f"{bag}: no window to evaluate online ({len(plan.picked_stamps)} frames at the model "
+                        f"rate; one window needs {cfg.context_frames + horizon})")
+    c = cfg.context_frames
+    tol_ns = 0.5 * plan.source_interval_ns if math.isfinite(plan.source_interval_ns) else 0.0
+    runs: dict[str, dict] = {}
+    with tempfile.TemporaryDirectory(prefix="syncvp_online_") as tmp:
+        for scenario in protocol.scenarios:
+            spool = Path(tmp) / scenario
+            spool.mkdir()
+            runs[scenario] = replay_scenario(bag, topics, plan, scenario, checkpoint or "", protocol, horizon,
+                                             slop_s, options, spool, device, backend, progress)
+            runs[scenario]["spool"] = spool
+        predictor = runs[protocol.scenarios[0]]["predictor"]
+        expect = _Expectations(plan, horizon)
+
+        def model_source(index: int, scenario: str, stamps_ns: np.ndarray, seed: int) -> Forecast:
+            run = runs[scenario]
+            newest = int(stamps_ns[c - 1])
+            j = expect.newest.get(newest)
+            if j is None or j not in run["done"]:
+                raise ValueError(f"the node published no complete forecast for the window whose context ends "
+                                 f"at stamp {newest} ns (dropped as stale work, or lost)")
+            for k in range(1, horizon + 1):
+                pub, gt = run["stamps"][(j, k)], int(stamps_ns[c + k - 1])
+                if abs(pub - gt) > tol_ns:
+                    raise ValueError(f"h{k} is stamped {pub} ns but the ground-truth frame is at {gt} ns "
+                                     f"(more than half a source interval apart)")
+            return load_spooled(run["spool"], j, horizon, scenario)
+
+        result = evaluate_bag(bag, predictor, protocol, topics=topics, slop_s=slop_s, progress=progress,
+                              metric_models=metric_models, model_source=model_source)
+    settings = {"pacing": "lockstep" if options.rate is None else f"rate x{options.rate:g}",
+                "rate": options.rate, "torch_threads": options.torch_threads,
+                "node_params": {k: v for k, v in options.node_params.items()}}
+    result.protocol["online"] = settings
+    result.protocol["kind"] = "eval-bag --online"
+    from syncvp_core.evaluation.replay import protocol_hash
+
+    result.protocol["hash"] = protocol_hash(result.protocol)
+    result.online = {"settings": settings, "scenarios": {s: r["summary"] for s, r in runs.items()},
+                     "plan": {k: v for k, v in asdict(plan).items() if k not in ("picked_stamps", "windows")}}
+    for s, r in runs.items():
+        summ = r["summary"]
+        if summ["lockstep_timeouts"]:
+            result.warnings.append(f"online {s}: {summ['lockstep_timeouts']} prediction(s) did not arrive within "
+                                   f"{options.timeout_s:.0f} s (the node's context differed from the plan?)")
+        if summ["unmatched_outputs"]:
+            result.warnings.append(f"online {s}: {summ['unmatched_outputs']} output image(s) had stamps that match "
+                                   "no planned context (the node kept other frames than the offline picks)")
+    return result
