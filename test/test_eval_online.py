@@ -103,3 +103,23 @@ def test_online_needs_raw_image_topics_and_a_window(setup, tmp_path):
         evaluate_bag_online(str(bag), f"random:{cfg}", EvalProtocol(horizon=40), progress=False)
     with pytest.raises(EvalError, match="rate"):
         evaluate_bag_online(str(bag), f"random:{cfg}", options=OnlineOptions(rate=0.0), progress=False)
+
+
+def test_cli_without_rclpy_gives_an_install_hint_and_rate_needs_online(setup, tmp_path, monkeypatch):
+    import sys
+
+    cfg, bag = setup
+    res = CliRunner().invoke(eval_bag, [str(bag), "--random-init", str(cfg), "--rate", "2", "--out", str(tmp_path)])
+    assert res.exit_code != 0 and "--rate only applies with --online" in res.output
+    monkeypatch.setitem(sys.modules, "syncvp_ros.online_eval", None)  # import fails as without rclpy
+    res = CliRunner().invoke(eval_bag, [str(bag), "--random-init", str(cfg), "--online", "--out", str(tmp_path)])
+    assert res.exit_code != 0 and "rclpy" in res.output and "pip install" in res.output
+
+
+def test_core_evaluation_does_not_import_rclpy():
+    import subprocess
+    import sys
+
+    code = ("import sys, syncvp_core.evaluation.cli, syncvp_core.evaluation.replay, syncvp_core.evaluation.report; "
+            "assert 'rclpy' not in sys.modules, 'rclpy imported'")
+    subprocess.run([sys.executable, "-c", code], check=True)
