@@ -24,7 +24,9 @@ Two pacings:
   it waits). Nothing is dropped; with a fixed seed the metrics equal the offline ones (tested).
 * ``rate=R``: the bag's timing scaled by ``R`` (like ``bag_player --rate R``); the node drops stale work
   when inference is slower than the frames, as in deployment. Dropped work, delivered rate and latency
-  show what a robot would get.
+  show what a robot would get. (The per-window seed is set just before the window's frames are
+  published; if the node is still processing the previous frame then, that frame's prediction uses it
+  too, which only matters when windows overlap: stride 1.)
 
 End-to-end latency of a prediction = wall time at which the last of its 2K output images arrived here
 minus the wall time at which the frame completing its context was published.
@@ -329,7 +331,9 @@ def replay_scenario(bag: str, topics: BagTopics, plan: WindowPlan, scenario: str
                 return True
             j = expect.newest[stamp]
             if options.rate is None:  # lockstep: wait for this prediction
-                if not recorder.wait_done(j, options.timeout_s):
+                # After one miss (the node kept other frames than planned) don't pay the full timeout again.
+                limit = options.timeout_s if not waits["timeouts"] else min(options.timeout_s, 5.0)
+                if not recorder.wait_done(j, limit):
                     waits["timeouts"] += 1
             if stamp in window_newest:
                 bar.update(1)
