@@ -127,7 +127,8 @@ def run(args) -> dict:
                 entry[m] = float(np.median([r[m] for r in rows])) if m == "latency_s" else \
                     float(np.nanmean([r[m] for r in rows]))
         summary.append(entry)
-    return {"model": "random-init " + args.random_init if args.random_init else str(args.checkpoint),
+    model = f"random-init {args.random_init}" if args.random_init else Path(args.checkpoint).name
+    return {"model": model,
             "backend": p.backend_name, "threads": args.threads, "reference_steps": ref_steps, "seed": args.seed,
             "load_average": os.getloadavg(), "clips": [c[0] for c in clips], "summary": summary,
             "per_clip": {str(k): v for k, v in per.items()}}
@@ -149,7 +150,7 @@ def table(res: dict) -> str:
     return "\n".join(lines)
 
 
-def recommend(res: dict, psnr_tol: float, ssim_tol: float, absrel_tol: float) -> int:
+def recommend(res: dict, psnr_tol: float, ssim_tol: float, absrel_tol: float) -> tuple[int, str]:
     """Smallest step count whose quality vs ground truth is within the tolerances of the best step count's
     (per metric). Not "of the reference": an undertrained model can get worse with more steps."""
     rows = {e["steps"]: e for e in res["summary"] if e["steps"] != "copy-last"}
@@ -159,7 +160,15 @@ def recommend(res: dict, psnr_tol: float, ssim_tol: float, absrel_tol: float) ->
     ok = [s for s, e in rows.items()
           if e["gt_psnr"] >= best_psnr - psnr_tol and e["gt_ssim"] >= best_ssim - ssim_tol
           and e["gt_absrel"] <= best_absrel * (1 + absrel_tol)]
-    return min(ok)
+    if ok:
+        return min(ok), (f"smallest step count within {psnr_tol} dB PSNR, {ssim_tol} SSIM and {absrel_tol:.0%} "
+                         "AbsRel of the best step count (each vs ground truth)")
+    # No step count is near the best on all three metrics at once: rank them by their mean rank.
+    order = {k: sorted(rows, key=lambda s, k=k: rows[s][k] * (1 if k == "gt_absrel" else -1))
+             for k in ("gt_psnr", "gt_ssim", "gt_absrel")}
+    best = min(rows, key=lambda s: (sum(order[k].index(s) for k in order), s))
+    return best, ("no step count is within tolerance of the best on all of PSNR, SSIM and AbsRel; best mean rank "
+                  "over the three (ties: fewer steps)")
 
 
 def plot(res: dict, path: Path) -> None:
@@ -224,10 +233,9 @@ def main(argv=None) -> int:
     print()
     print(table(res))
     tol = [float(x) for x in args.tolerance.split(",")]
-    rec = recommend(res, *tol)
-    res["recommended_min_steps"] = rec
-    print(f"\nsmallest step count within {tol[0]} dB PSNR, {tol[1]} SSIM and {tol[2]:.0%} AbsRel of the best "
-          f"step count (each vs ground truth): {rec}")
+    rec, why = recommend(res, *tol)
+    res["recommended_min_steps"], res["recommendation_rule"] = rec, why
+    print(f"\nrecommended steps: {rec} ({why})")
     print(f"load average {res['load_average'][0]:.2f} on {os.cpu_count()} CPUs")
     if args.plot:
         plot(res, Path(args.plot))
