@@ -55,11 +55,11 @@ class Predictor:
     max_invalid_depth_fraction = 0.95
 
     def __init__(self, model: SyncVPModel, device: str = "cpu", backend: str = "torch",
-                 checkpoint: Path | None = None, meta: dict | None = None):
+                 checkpoint: Path | None = None, meta: dict | None = None, backend_options: dict | None = None):
         self.config: ModelConfig = model.cfg
         self.device = device
         self.model = model
-        self.backend = create_backend(backend, model, device, checkpoint)
+        self.backend = create_backend(backend, model, device, checkpoint, **(backend_options or {}))
         self.backend_name = self.backend.name
         self.checkpoint = checkpoint
         self.meta = meta or {}
@@ -70,8 +70,10 @@ class Predictor:
 
     @classmethod
     def from_checkpoint(cls, path: str | Path | None = None, device: str = "cpu", backend: str = "torch",
-                        ) -> Predictor:
-        """Load a full SyncVP checkpoint (safetensors). ``None`` = the shipped default model."""
+                        backend_options: dict | None = None) -> Predictor:
+        """Load a full SyncVP checkpoint (safetensors). ``None`` = the shipped default model.
+        ``backend_options`` go to :func:`syncvp_core.backends.select.create_backend` (export_dir, precision,
+        threads, compile, ...)."""
         path = Path(path) if path else DEFAULT_CHECKPOINT
         if not path.exists() and path == DEFAULT_CHECKPOINT:
             raise CheckpointError(
@@ -81,11 +83,11 @@ class Predictor:
         cfg = config_from_meta(meta, path)
         model = SyncVPModel(cfg)
         load_into(model, tensors, path)
-        return cls(model, device, backend, path, meta)
+        return cls(model, device, backend, path, meta, backend_options)
 
     @classmethod
     def from_config(cls, cfg: ModelConfig | str = "tiny", seed: int = 0, device: str = "cpu",
-                    backend: str = "torch") -> Predictor:
+                    backend: str = "torch", backend_options: dict | None = None) -> Predictor:
         """A randomly initialised model (tests, benchmarks); its predictions are meaningless."""
         cfg = load_model_config(cfg) if isinstance(cfg, str) else cfg
         torch.manual_seed(seed)
@@ -96,7 +98,7 @@ class Predictor:
             for p in model.parameters():
                 if p.ndim > 1 and torch.count_nonzero(p) == 0:
                     p.normal_(0, 0.02)
-        return cls(model, device, backend, None, {"random_init": True, "seed": seed})
+        return cls(model, device, backend, None, {"random_init": True, "seed": seed}, backend_options)
 
     # -- properties used by the node and the tools -------------------------------------------------------
 
