@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +17,7 @@ from torch import nn
 
 from . import __version__
 from .config import ConfigError, ModelConfig, model_config_from_json
+from .fileio import atomic_write_bytes
 
 DEFAULT_CHECKPOINT = Path(__file__).resolve().parent / "assets" / "default" / "syncvp_tiny.safetensors"
 
@@ -39,20 +38,6 @@ def file_sha256(path: str | Path, chunk: int = 1 << 20) -> str:
     return h.hexdigest()
 
 
-def _atomic_write_bytes(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name + ".", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def save_checkpoint(path: str | Path, tensors: dict[str, torch.Tensor], meta: dict[str, Any]) -> Path:
     """Write weights and metadata atomically (a crash never leaves a half-written checkpoint)."""
     from safetensors.torch import save
@@ -61,8 +46,8 @@ def save_checkpoint(path: str | Path, tensors: dict[str, torch.Tensor], meta: di
     meta = {"code_version": __version__, **meta}
     text = json.dumps(meta, sort_keys=True, default=str)
     blob = save({k: v.detach().contiguous().cpu() for k, v in tensors.items()}, metadata={"syncvp": text})
-    _atomic_write_bytes(path, blob)
-    _atomic_write_bytes(sidecar_path(path), json.dumps(meta, indent=2, sort_keys=True, default=str).encode())
+    atomic_write_bytes(path, blob)
+    atomic_write_bytes(sidecar_path(path), json.dumps(meta, indent=2, sort_keys=True, default=str).encode())
     return path
 
 

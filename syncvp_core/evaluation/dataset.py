@@ -311,7 +311,8 @@ def evaluate_dataset(root: str | Path, predictor: Any, proto: DatasetProtocol | 
 
 
 def write_dataset_report(result: dict, out_dir: str | Path) -> dict[str, Path]:
-    from .report import LABELS, _arrow, _fmt, atomic_write_text
+    from ..fileio import atomic_write_text
+    from .report import LABELS, _arrow, _fmt
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)

@@ -7,12 +7,12 @@ from __future__ import annotations
 import json
 import math
 import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from ..fileio import atomic_write_text
 from .metrics import COLOUR_METRICS, DEPTH_METRICS, METRIC_DEFINITIONS
 
 LABELS = {"psnr": "PSNR", "ssim": "SSIM", "lpips": "LPIPS", "absrel": "AbsRel", "rmse": "RMSE",
@@ -22,17 +22,6 @@ METHOD_LABELS = {"model": "model", "copy_last": "copy-last", "const_velocity": "
 SCENARIO_LABELS = {"full": "full (colour + depth)", "rgb_only": "RGB-only (depth removed)",
                    "depth_only": "depth-only (colour removed)"}
 REFERENCE_METHODS = ("resize_ceiling",)
-
-
-def atomic_write_text(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
-    with os.fdopen(fd, "w") as f:
-        f.write(text)
-    umask = os.umask(0)
-    os.umask(umask)
-    os.chmod(tmp, 0o666 & ~umask)  # mkstemp creates 0600; reports are ordinary files
-    os.replace(tmp, path)
 
 
 def _fmt(v: float | None, metric: str) -> str:

@@ -15,14 +15,13 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import os
-import tempfile
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 from ..checkpoint import file_sha256
+from ..fileio import atomic_write_bytes
 
 log = logging.getLogger(__name__)
 
@@ -72,20 +71,6 @@ def make_key(onnx_path: str | Path, tensorrt_version: str, device: DeviceInfo, p
              shapes: dict[str, tuple[tuple[int, ...], tuple[int, ...], tuple[int, ...]]]) -> EngineKey:
     return EngineKey(file_sha256(onnx_path), tensorrt_version, device.name, device.compute_capability, precision,
                      tuple(sorted((n, tuple(tuple(s) for s in mom)) for n, mom in shapes.items())))
-
-
-def atomic_write_bytes(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name + ".", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 class EngineCache:

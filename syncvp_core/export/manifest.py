@@ -7,13 +7,12 @@ asked to serve and refuse a directory exported from another config or other weig
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from ..config import ModelConfig, model_config_from_json
+from ..fileio import atomic_write_text
 
 FORMAT = "syncvp-onnx/1"
 MANIFEST = "manifest.json"
@@ -53,20 +52,6 @@ class Manifest:
 
     def onnx_path(self, graph: str) -> Path:
         return self.path / self.graphs[graph]["file"]
-
-
-def atomic_write_text(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name + ".", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def write_manifest(out_dir: Path, data: dict[str, Any]) -> Manifest:
