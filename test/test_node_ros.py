@@ -158,6 +158,9 @@ def test_bad_input_is_logged_counted_and_the_node_keeps_predicting(harness):
         assert totals[kind] >= 1, kind
     assert totals["depth_encoding"] >= 2  # wrong encoding + truncated data
     assert h.node.modes.mode == "full"  # single bad frames are not a dropout
+    # Let the stream run well past its start, so that the first forecasts of the new loop (stamps from
+    # t0 on) are unambiguously earlier than the last forecast of this one.
+    assert h.wait_until(lambda: predictions(h)[-1]["stamp_ns"] > 3_500_000_000, 20)
     before = predictions(h)[-1]["stamp_ns"]
     h.next_t = 0  # stamps jump back: a looping bag
     assert h.wait_until(lambda: totals["backwards"] >= 1, 5)
