@@ -68,7 +68,9 @@ def measure(stage: str, args_cfg: list[str], batch: int, steps: int, warmup: int
     if info.enabled:
         runner = torch.nn.parallel.DistributedDataParallel(module)
     if compile_:
-        runner = torch.compile(runner)
+        # Static shapes: the three triplane planes go through the same modules with different shapes, and
+        # automatic dynamic shapes then hit an Inductor error on the joint model (torch 2.13, CPU).
+        runner = torch.compile(runner, dynamic=False)
     opt = torch.optim.AdamW(module.parameters(), lr=1e-4)
     local = batch // info.world
     t0 = 0.0

@@ -105,7 +105,9 @@ def train(task: Task, scfg: OptimConfig, stage_dir: Path, info: DistInfo, device
         runner = nn.parallel.DistributedDataParallel(
             module, device_ids=[info.local_rank] if device.startswith("cuda") else None)
     if compile_model:
-        runner = torch.compile(runner)
+        # Static shapes: the three triplane planes go through the same modules with different shapes, and
+        # automatic dynamic shapes then hit an Inductor error on the joint model (torch 2.13, CPU).
+        runner = torch.compile(runner, dynamic=False)
     use_bf16 = bf16 and device.startswith("cuda")
     autocast = (lambda: torch.autocast("cuda", dtype=torch.bfloat16)) if use_bf16 else contextlib.nullcontext
 
