@@ -190,6 +190,14 @@ def _coerce(tp: Any, value: Any, path: str) -> Any:
         return value
     if tp is float and isinstance(value, (int, float)) and not isinstance(value, bool):
         return float(value)
+    if tp is float and isinstance(value, str):
+        # YAML 1.1 reads "1e-4" (no dot) as a string; accept numeric strings, refuse the rest.
+        try:
+            return float(value)
+        except ValueError:
+            raise ConfigError(f"{path} must be a number, got {value!r}") from None
+    if tp is float:
+        raise ConfigError(f"{path} must be a number, got {value!r}")
     if tp in (int, str, bool) and not isinstance(value, tp):
         raise ConfigError(f"{path} must be {tp.__name__}, got {value!r}")
     return value

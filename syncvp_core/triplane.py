@@ -72,7 +72,10 @@ class Triplane:
 
     @staticmethod
     def randn_like(tp: Triplane, generator: torch.Generator | None = None) -> Triplane:
-        return tp.map(lambda p: torch.randn(p.shape, generator=generator, device=p.device, dtype=p.dtype))
+        # Draw on the generator's device (a CPU generator with CUDA tensors is allowed), then move.
+        dev = generator.device if generator is not None else None
+        return tp.map(lambda p: torch.randn(p.shape, generator=generator, device=dev or p.device,
+                                            dtype=p.dtype).to(p.device))
 
     @staticmethod
     def zeros(batch: int, channels: int, t: int, h: int, w: int, device=None, dtype=None) -> Triplane:
