@@ -195,43 +195,26 @@ class _EvalPlayer(BagPlayer):
                  before: Any, after: Any):
         super().__init__(node, path, rate=pace or 1.0, clock=True, qos="reliable", topics=topics)
         self.pace, self.color, self.depth = pace, color, depth
+        self.paced = pace is not None  # lockstep: the after() hook waits for each prediction instead
         self.before, self.after = before, after
         self.published_at: dict[tuple[str, int], float] = {}
 
-    def play_once(self) -> int:
+    def _publish(self, topic: str, t_ns: int, data: bytes) -> float:
         from rclpy.serialization import deserialize_message
         from sensor_msgs.msg import Image
 
-        from syncvp_core.data.bag import iter_raw_messages
-
         from .ros_io import stamp_ns
 
-        n = 0
-        wall0 = bag0 = None
-        for topic, _msgtype, t_ns, data in iter_raw_messages(self.path, list(self._pubs)):
-            if self._stop:
-                break
-            if bag0 is None:
-                bag0, wall0 = t_ns, time.perf_counter()
-            if self.pace is not None:
-                target = wall0 + (t_ns - bag0) / 1e9 / self.pace
-                b0, w0 = bag0, wall0
-                self._wait_until(target, lambda now, b0=b0, w0=w0: b0 + int((now - w0) * self.pace * 1e9), t_ns)
-            stamp = None
-            if topic in (self.color, self.depth):
-                stamp = stamp_ns(deserialize_message(data, Image).header)
-                self.before(topic, stamp)
-            self._publish_clock(t_ns)
-            self._pubs[topic].publish(data)
-            n += 1
-            if stamp is not None:
-                t0 = time.perf_counter()
-                self.published_at[(topic, stamp)] = t0
-                if not self.after(topic, stamp):
-                    self._stop = True
-                wall0 += time.perf_counter() - t0
-        self.published += n
-        return n
+        if topic not in (self.color, self.depth):
+            return super()._publish(topic, t_ns, data)
+        stamp = stamp_ns(deserialize_message(data, Image).header)
+        self.before(topic, stamp)
+        super()._publish(topic, t_ns, data)
+        t0 = time.perf_counter()
+        self.published_at[(topic, stamp)] = t0
+        if not self.after(topic, stamp):
+            self._stop = True
+        return time.perf_counter() - t0
 
 
 def _wait(pred: Any, timeout: float, what: str) -> None:
