@@ -33,6 +33,7 @@ from .diffusion.guidance import MODE_NAMES, mode_of
 from .diffusion.schedule import NoiseSchedule
 from .imageops import resize_depth, resize_rgb
 from .models.syncvp import SyncVPModel
+from .spread import Spread, check_num_samples, is_batched, repeat_context, summarise
 from .triplane import Triplane
 
 
@@ -48,6 +49,7 @@ class Prediction:
     steps: int
     seed: int
     timings: dict[str, float] = field(default_factory=dict)
+    spread: Spread | None = None  # num_samples > 1: rgb/depth above are the samples' mean
 
 
 class Predictor:
@@ -121,7 +123,15 @@ class Predictor:
     # -- prediction --------------------------------------------------------------------------------------
 
     def predict(self, context_rgb: np.ndarray | None = None, context_depth: np.ndarray | None = None,
-                horizon: int | None = None, steps: int | None = None, seed: int = 0) -> Prediction:
+                horizon: int | None = None, steps: int | None = None, seed: int = 0,
+                num_samples: int = 1) -> Prediction:
+        n = check_num_samples(num_samples, PredictorError)
+        if n > 1:  # one batched call: the context repeated n times, the generator draws n noises
+            batched = is_batched(context_rgb, context_depth)
+            out = self.predict(repeat_context(context_rgb, n, batched), repeat_context(context_depth, n, batched),
+                               horizon, steps, seed)
+            out.rgb, out.depth, out.spread = summarise(out.rgb, out.depth, n, batched)
+            return out
         t0 = time.perf_counter()
         rgb, dep, batched, out_hw = self._check(context_rgb, context_depth)
         horizon = self.chunk_frames if horizon is None else int(horizon)
