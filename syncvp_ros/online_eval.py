@@ -51,7 +51,10 @@ import numpy as np
 
 from syncvp_core.data.bag import IMAGE, BagTopics, read_rgbd_bag
 from syncvp_core.evaluation.baselines import Forecast
-from syncvp_core.evaluation.replay import EvalError, EvalProtocol, EvalResult, WindowPlan, evaluate_bag, plan_windows
+from syncvp_core.evaluation.methods import MODEL
+from syncvp_core.evaluation.protocol import EvalError, EvalProtocol, protocol_hash
+from syncvp_core.evaluation.replay import EvalResult, evaluate_bag
+from syncvp_core.evaluation.windows import Window, WindowPlan, plan_windows
 
 from .bag_player import BagPlayer
 
@@ -215,6 +218,30 @@ class _EvalPlayer(BagPlayer):
         if not self.after(topic, stamp):
             self._stop = True
         return time.perf_counter() - t0
+
+
+class NodeForecasts:
+    """The model row of an online evaluation: what the node published for each window (a
+    :class:`~syncvp_core.evaluation.methods.Method`), paired with the ground truth by stamp."""
+
+    name = MODEL
+
+    def __init__(self, runs: dict[str, dict], expect: _Expectations, context: int, horizon: int, tol_ns: float):
+        self.runs, self.expect, self.c, self.horizon, self.tol_ns = runs, expect, context, horizon, tol_ns
+
+    def forecast(self, window: Window, scenario: str) -> Forecast:
+        run = self.runs[scenario]
+        newest = int(window.stamps[self.c - 1])
+        j = self.expect.newest.get(newest)
+        if j is None or j not in run["done"]:
+            raise ValueError(f"the node published no complete forecast for the window whose context ends "
+                             f"at stamp {newest} ns (dropped as stale work, or lost)")
+        for k in range(1, self.horizon + 1):
+            pub, gt = run["stamps"][(j, k)], int(window.stamps[self.c + k - 1])
+            if abs(pub - gt) > self.tol_ns:
+                raise ValueError(f"h{k} is stamped {pub} ns but the ground-truth frame is at {gt} ns "
+                                 f"(more than half a source interval apart)")
+        return load_spooled(run["spool"], j, self.horizon, scenario)
 
 
 def _wait(pred: Any, timeout: float, what: str) -> None:
@@ -431,31 +458,15 @@ def evaluate_bag_online(bag: str, checkpoint: str | None, protocol: EvalProtocol
                                              slop_s, options, spool, device, backend, progress)
             runs[scenario]["spool"] = spool
         predictor = runs[protocol.scenarios[0]]["predictor"]
-        expect = _Expectations(plan, horizon)
-
-        def model_source(index: int, scenario: str, stamps_ns: np.ndarray, seed: int) -> Forecast:
-            run = runs[scenario]
-            newest = int(stamps_ns[c - 1])
-            j = expect.newest.get(newest)
-            if j is None or j not in run["done"]:
-                raise ValueError(f"the node published no complete forecast for the window whose context ends "
-                                 f"at stamp {newest} ns (dropped as stale work, or lost)")
-            for k in range(1, horizon + 1):
-                pub, gt = run["stamps"][(j, k)], int(stamps_ns[c + k - 1])
-                if abs(pub - gt) > tol_ns:
-                    raise ValueError(f"h{k} is stamped {pub} ns but the ground-truth frame is at {gt} ns "
-                                     f"(more than half a source interval apart)")
-            return load_spooled(run["spool"], j, horizon, scenario)
+        node_rows = NodeForecasts(runs, _Expectations(plan, horizon), c, horizon, tol_ns)
 
         result = evaluate_bag(bag, predictor, protocol, topics=topics, slop_s=slop_s, progress=progress,
-                              metric_models=metric_models, model_source=model_source)
+                              metric_models=metric_models, model=node_rows)
     settings = {"pacing": "lockstep" if options.rate is None else f"rate x{options.rate:g}",
                 "rate": options.rate, "torch_threads": options.torch_threads,
                 "node_params": {k: v for k, v in options.node_params.items()}}
     result.protocol["online"] = settings
     result.protocol["kind"] = "eval-bag --online"
-    from syncvp_core.evaluation.replay import protocol_hash
-
     result.protocol["hash"] = protocol_hash(result.protocol)
     result.online = {"settings": settings, "scenarios": {s: r["summary"] for s, r in runs.items()},
                      "plan": {k: v for k, v in asdict(plan).items() if k not in ("picked_stamps", "windows")}}

@@ -10,7 +10,7 @@ from PIL import Image
 
 from syncvp_core.evaluation.cli import eval_dataset
 from syncvp_core.evaluation.dataset import DatasetProtocol, evaluate_dataset
-from syncvp_core.evaluation.replay import EvalError
+from syncvp_core.evaluation.protocol import EvalError
 from syncvp_core.predictor import Predictor
 from syncvp_core.testing import micro_config
 

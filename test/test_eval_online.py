@@ -95,7 +95,7 @@ def test_online_lockstep_matches_offline_and_reports_delivery_and_latency(setup,
 
 
 def test_online_needs_raw_image_topics_and_a_window(setup, tmp_path):
-    from syncvp_core.evaluation.replay import EvalError, EvalProtocol
+    from syncvp_core.evaluation.protocol import EvalError, EvalProtocol
     from syncvp_ros.online_eval import OnlineOptions, evaluate_bag_online
 
     cfg, bag = setup

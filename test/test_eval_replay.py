@@ -11,14 +11,10 @@ from syncvp_core.data.bag import write_rgbd_bag
 from syncvp_core.data.frames import RGBDFrame, intrinsics_matrix
 from syncvp_core.evaluation import weights
 from syncvp_core.evaluation.cli import eval_bag
-from syncvp_core.evaluation.replay import (
-    EvalError,
-    EvalProtocol,
-    evaluate_frames,
-    fvd_chunks,
-    pick_frames,
-    windows,
-)
+from syncvp_core.evaluation.protocol import EvalError, EvalProtocol
+from syncvp_core.evaluation.replay import evaluate_frames
+from syncvp_core.evaluation.scoring import fvd_chunks
+from syncvp_core.evaluation.windows import pick_frames, windows
 from syncvp_core.predictor import Predictor
 from syncvp_core.testing import micro_config
 
@@ -240,3 +236,41 @@ def test_eval_bag_on_the_shipped_demo_bag(tmp_path, micro_yaml):
     assert data["counts"]["windows_evaluated"] == 1
     assert set(data["results"]) == {"full", "rgb_only", "depth_only"}
     assert all((out / f).is_file() for f in ("report.md", "animation_full.gif", "plots/psnr.png"))
+
+
+def test_extra_baseline_row_and_metric_block(predictor, monkeypatch, tmp_path):
+    """The documented extension points: a baseline registered in methods.BASELINES becomes a row with every
+    metric; a MetricBlock sees every window and lands in metrics.json and report.md."""
+    from syncvp_core.evaluation import methods
+    from syncvp_core.evaluation.baselines import CopyLast
+    from syncvp_core.evaluation.report import write_report
+
+    class Frozen(CopyLast):
+        name = "frozen"
+        description = "copy-last under another name (test row)"
+
+    class CountBlock:
+        name = "window census"
+
+        def __init__(self):
+            self.windows, self.methods = 0, set()
+
+        def update(self, window, forecasts):
+            self.windows += 1
+            self.methods |= {m for by in forecasts.values() for m in by}
+
+        def summary(self):
+            return {"rows": [{"method": m} for m in sorted(self.methods)], "windows": self.windows}
+
+    monkeypatch.setitem(methods.BASELINES, "frozen", Frozen)
+    block = CountBlock()
+    r = evaluate_frames(_frames(12), predictor, EvalProtocol(max_windows=2, steps=1, scenarios=("full",),
+                                                             baselines=("copy_last", "frozen")),
+                        progress=False, metric_models=(None, None, {"lpips": "off", "fvd": "off"}), blocks=[block])
+    cells = r.results["full"]
+    assert cells["frozen"]["psnr"]["mean"] == cells["copy_last"]["psnr"]["mean"]
+    assert r.blocks["window census"]["windows"] == 2 == r.counts["windows_evaluated"]
+    files = write_report(r, tmp_path / "o")
+    report = files["report"].read_text()
+    assert "## window census" in report and "| frozen |" in report and "copy-last under another name" in report
+    assert json.loads(files["metrics"].read_text())["blocks"]["window census"]["windows"] == 2

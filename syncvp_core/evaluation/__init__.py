@@ -7,7 +7,11 @@ Modules (one concept each):
 * :mod:`.lpips`     — LPIPS (AlexNet, v0.1 heads) in torch.
 * :mod:`.fvd`       — I3D (Kinetics-400) in torch and the Fréchet distance.
 * :mod:`.baselines` — copy-last-frame and constant-velocity forecasters.
-* :mod:`.replay`    — streaming sliding-window evaluation over synchronised RGB-D frames.
+* :mod:`.windows`   — frame spacing at the model rate, sliding windows, the window plan.
+* :mod:`.methods`   — the rows of an evaluation (model, baselines registry, resize ceiling).
+* :mod:`.scoring`   — per-horizon metrics, FVD and extra metric blocks for one window at a time.
+* :mod:`.protocol`  — the evaluation options, the recorded protocol and its hash.
+* :mod:`.replay`    — the window loop over synchronised RGB-D frames (bags or any frame stream).
 * :mod:`.report`    — metrics.json, report.md, plots and the side-by-side GIF.
 * :mod:`.dataset`   — the Cityscapes-style folder protocol (2 -> 28 at 128x128).
 * :mod:`.cli`       — ``syncvp eval-bag``, ``syncvp eval-dataset``, ``syncvp demo``.

@@ -9,7 +9,7 @@ from typing import Any
 
 import click
 
-from .replay import SCENARIOS, EvalProtocol
+from .protocol import SCENARIOS, EvalProtocol
 
 
 def _fail(e: Exception) -> click.ClickException:
@@ -21,7 +21,7 @@ def _known_errors() -> tuple[type[Exception], ...]:
     from ..config import ConfigError
     from ..data.bag import BagError
     from ..predictor import PredictorError
-    from .replay import EvalError
+    from .protocol import EvalError
     from .weights import MetricUnavailable
 
     return (BagError, EvalError, PredictorError, CheckpointError, ConfigError, MetricUnavailable)
@@ -91,7 +91,7 @@ def load_predictor(checkpoint: str | None, random_init: str | None, device: str,
 
 
 def print_summary(result: Any, files: dict[str, Path]) -> None:
-    from .report import METHOD_LABELS
+    from .report import method_label
 
     c = result.counts
     click.echo(f"evaluated {c['windows_evaluated']} windows ({c['windows_skipped_gap']} skipped for gaps) in "
@@ -103,7 +103,7 @@ def print_summary(result: Any, files: dict[str, Path]) -> None:
             for m in ("psnr", "ssim", "lpips", "absrel", "delta1"):
                 v = cell[m].get("mean_over_horizon") if cell[m].get("available") else None
                 parts.append(f"{m} {'N/A' if v is None else f'{v:.3f}'}")
-            click.echo(f"    {METHOD_LABELS.get(meth, meth):22s} " + "  ".join(parts))
+            click.echo(f"    {method_label(meth):22s} " + "  ".join(parts))
     for w in result.warnings:
         click.echo(f"warning: {w}", err=True)
     click.echo(f"report:    {files['report']}")

@@ -47,7 +47,8 @@ import torch
 from .. import depth as depth_norm
 from ..imageops import resize_depth, resize_rgb
 from .metrics import METRIC_DEFINITIONS, HorizonStats, depth_errors, psnr, ssim
-from .replay import EvalError, _metric_assets, fvd_chunks, model_description
+from .protocol import EvalError, metric_assets, model_description
+from .scoring import fvd_chunks
 
 PER_FRAME = ("psnr", "ssim", "lpips", "absrel", "rmse", "delta1")
 
@@ -208,7 +209,8 @@ def evaluate_dataset(root: str | Path, predictor: Any, proto: DatasetProtocol | 
     from tqdm import tqdm
 
     from .fvd import depth_to_video, frechet_distance, i3d_features
-    from .replay import EvalProtocol, load_metric_models
+    from .protocol import EvalProtocol
+    from .scoring import load_metric_models
 
     proto = proto or DatasetProtocol()
     proto.validate()
@@ -297,7 +299,7 @@ def evaluate_dataset(root: str | Path, predictor: Any, proto: DatasetProtocol | 
     desc = model_description(predictor)
     protocol = {"kind": "eval-dataset", "layout": layout, **asdict(proto),
                 "steps": proto.steps or desc["default_steps"], "eta": desc["eta"], "model": desc,
-                "metric_assets": _metric_assets(),
+                "metric_assets": metric_assets(),
                 "seed_rule": "video i, trajectory j uses seed + i * trajectories + j",
                 "aggregation": "per video: mean over predicted frames; reported: mean over videos",
                 "best_of_n": "per video and per metric independently (optimistic), only when trajectories > 1",

@@ -13,15 +13,19 @@ from typing import Any
 import numpy as np
 
 from ..fileio import atomic_write_text
+from .methods import BASELINES
 from .metrics import COLOUR_METRICS, DEPTH_METRICS, METRIC_DEFINITIONS
 
 LABELS = {"psnr": "PSNR", "ssim": "SSIM", "lpips": "LPIPS", "absrel": "AbsRel", "rmse": "RMSE",
           "delta1": "δ<1.25", "coverage": "coverage"}
-METHOD_LABELS = {"model": "model", "copy_last": "copy-last", "const_velocity": "const-velocity",
-                 "resize_ceiling": "resize ceiling (ref.)"}
+METHOD_LABELS = {"model": "model", "resize_ceiling": "resize ceiling (ref.)"}  # others: name with dashes
 SCENARIO_LABELS = {"full": "full (colour + depth)", "rgb_only": "RGB-only (depth removed)",
                    "depth_only": "depth-only (colour removed)"}
 REFERENCE_METHODS = ("resize_ceiling",)
+
+
+def method_label(name: str) -> str:
+    return METHOD_LABELS.get(name, name.replace("_", "-"))
 
 
 def _fmt(v: float | None, metric: str) -> str:
@@ -64,7 +68,7 @@ def summary_table(results: dict, scenario: str, metrics: tuple[str, ...]) -> str
             txt = _fmt(cell.get("mean_over_horizon"), m)
             cells.append(f"**{txt}**" if best[m] == meth else txt)
         fails = results[scenario][meth].get("failed_windows", 0)
-        name = METHOD_LABELS.get(meth, meth) + (f" ({fails} failed windows)" if fails else "")
+        name = method_label(meth) + (f" ({fails} failed windows)" if fails else "")
         lines.append(f"| {name} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
@@ -78,7 +82,7 @@ def horizon_table(results: dict, metric: str, horizon: int, dt_s: float | None) 
             if not c.get("available"):
                 continue
             vals = " | ".join(_fmt(v, metric) for v in c["mean"])
-            lines.append(f"| {scenario} | {METHOD_LABELS.get(meth, meth)} | {vals} |")
+            lines.append(f"| {scenario} | {method_label(meth)} | {vals} |")
     return "\n".join(lines)
 
 
@@ -103,7 +107,7 @@ def plot_metric(results: dict, metric: str, path: Path, dt_s: float | None) -> b
             k = np.arange(1, len(mean) + 1)
             x = k * dt_s if dt_s else k
             ref = meth in REFERENCE_METHODS
-            line, = ax.plot(x, mean, "--" if ref else "-o", ms=3, label=METHOD_LABELS.get(meth, meth),
+            line, = ax.plot(x, mean, "--" if ref else "-o", ms=3, label=method_label(meth),
                             color="grey" if ref else None)
             ax.fill_between(x, mean - ci, mean + ci, alpha=0.15, color=line.get_color())
         ax.set_title(SCENARIO_LABELS.get(scenario, scenario), fontsize=9)
@@ -240,7 +244,7 @@ def animation_frames(anim: dict, scenario: str, method: str = "model", dt_s: flo
     lo, hi = (np.percentile(allv, 2), np.percentile(allv, 98)) if allv.size else (0.5, 5.0)
     rgb_gone = scenario == "depth_only"
     dep_gone = scenario == "rgb_only"
-    cols = ["context", f"forecast ({METHOD_LABELS.get(method, method)})", "ground truth"]
+    cols = ["context", f"forecast ({method_label(method)})", "ground truth"]
     frames = []
     c = len(ctx_r)
     for t in range(c + len(fut_r)):
@@ -376,6 +380,7 @@ def _markdown(data: dict, title: str, plots: dict, gifs: dict, out: Path, dt_s: 
                   summary_table(results, scenario, COLOUR_METRICS + DEPTH_METRICS), ""]
     if data.get("online"):
         lines += online_section(data["online"], latency_plot, out)
+    lines += blocks_section(data.get("blocks", {}))
     lines += ["## Per horizon step", ""]
     for metric in COLOUR_METRICS + DEPTH_METRICS:
         if metric not in plots:
@@ -393,7 +398,7 @@ def _markdown(data: dict, title: str, plots: dict, gifs: dict, out: Path, dt_s: 
                 vals = [("–" if mods.get(m, {}).get("value") is None else f"{mods[m]['value']:.1f}")
                         for m in ("rgb", "depth")]
                 n = next(iter(mods.values()))["n_clips"]
-                lines.append(f"| {scenario} | {METHOD_LABELS.get(meth, meth)} | {vals[0]} | {vals[1]} | {n} |")
+                lines.append(f"| {scenario} | {method_label(meth)} | {vals[0]} | {vals[1]} | {n} |")
         lines += ["", f"FVD over {fvd['clip_frames']}-frame clips (context frames included). With few clips "
                   "FVD is noisy and biased upwards (the 400-d covariance is estimated from far fewer samples); "
                   "compare methods within one run only. See docs/evaluation.md.", ""]
@@ -415,11 +420,32 @@ def _markdown(data: dict, title: str, plots: dict, gifs: dict, out: Path, dt_s: 
         d = METRIC_DEFINITIONS[m]
         lines.append(f"- **{LABELS[m]}** ({d['better']} is better{', ' + d['unit'] if d['unit'] else ''}): "
                      f"{d['description']}")
-    lines += ["- **copy-last**: repeats the last context frame. **const-velocity**: one global translation "
-              "between the last two context frames (phase correlation + Lucas-Kanade), extrapolated. "
-              "**resize ceiling**: the real future frames through the model resolution and back: the best "
+    lines += [f"- **{method_label(name)}**: {factory.description}" for name, factory in BASELINES.items()
+              if name in proto["methods"]]
+    lines += ["- **resize ceiling**: the real future frames through the model resolution and back: the best "
               "any model at that resolution can score here (not a forecast).", ""]
     return "\n".join(lines)
+
+
+def blocks_section(blocks: dict[str, dict]) -> list[str]:
+    """Extra metric blocks (:class:`~.scoring.MetricBlock`): a table when the summary has ``rows`` (a list
+    of flat dicts, one row each), then its other keys as a list."""
+    lines: list[str] = []
+    for name, summary in blocks.items():
+        lines += [f"## {name}", ""]
+        rows = summary.get("rows") or []
+        if rows:
+            cols = list(rows[0])
+            lines += ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
+            lines += ["| " + " | ".join(_cell(r.get(c)) for c in cols) + " |" for r in rows]
+            lines.append("")
+        lines += [f"- {k}: {_cell(v)}" for k, v in summary.items() if k != "rows"]
+        lines.append("")
+    return lines
+
+
+def _cell(v: Any) -> str:
+    return f"{v:.4g}" if isinstance(v, float) else str(v)
 
 
 def _hz(v: float | None) -> str:
