@@ -9,11 +9,11 @@ Everything runs in this process, in a private rclpy Context (loopback discovery,
   ``~/pred/h{k}/color/image``, ``~/pred/h{k}/depth/image`` (stamped with their target times) and ``~/status``.
 
 Which frames make up the evaluation windows is decided by the offline code itself
-(:func:`syncvp_core.evaluation.replay.plan_windows`, stamps only), and the node's context spacing is set
+(:func:`syncvp_core.evaluation.windows.plan_windows`, stamps only), and the node's context spacing is set
 to the same rate (``context_rate_hz``), so the node's contexts are the offline windows' contexts. Before
 the frame that completes window *i*'s context the node's ``seed`` parameter is set to ``seed + i`` (the
 offline seed rule). Scoring is the offline code too: :func:`~syncvp_core.evaluation.replay.evaluate_bag`
-with the node's forecasts in place of the model's (``model_source``); each published ``h_k`` is paired with
+with the node's forecasts in place of the model row (:class:`NodeForecasts`); each published ``h_k`` is paired with
 the ground-truth frame of the same stamp (a mismatch larger than half a source interval fails the window).
 Baselines and the resize ceiling are computed as offline.
 
