@@ -24,8 +24,8 @@ def gl():
 
 def _look_forward_quat():
     # MuJoCo camera looks along its -z with y up: forward = +x world, up = +z world.
-    R = sim._camera_rotation(0.0, 0.0, 0.0)
-    return sim._rot_to_quat(R)
+    R = sim.camera_rotation(0.0, 0.0, 0.0)
+    return sim.rot_to_quat(R)
 
 
 def test_depth_matches_analytic_plane_and_box(gl):
@@ -146,3 +146,21 @@ def test_bad_config():
         sim.SimConfig(scene="moon")
     with pytest.raises(sim.SimError):
         sim.SimConfig(height=2)
+
+
+def test_generate_resumes(gl, tmp_path):
+    cfg = sim.SimConfig(height=16, width=16, frames=2, antialias=False, shadows=False)
+    out = tmp_path / "s"
+    first = sim.generate(out, 2, cfg, seed=4, workers=1, progress=False)
+    kept = out / "seq_00000.npz"
+    stamp = kept.stat().st_mtime_ns
+    (out / "seq_00001.json").unlink()  # as if killed before the second sequence finished
+    again = sim.generate(out, 3, cfg, seed=4, workers=1, progress=False)
+    assert kept.stat().st_mtime_ns == stamp  # finished: not rendered again
+    assert [r["index"] for r in again] == [0, 1, 2] and again[0] == first[0]
+    assert sim.SimSequence.load(out / "seq_00001").meta["seed"] == first[1]["seed"]
+    # another configuration is not "finished": it is rendered anew
+    sim.generate(out, 1, sim.SimConfig(height=16, width=16, frames=3, antialias=False, shadows=False), seed=4,
+                 workers=1, progress=False)
+    assert kept.stat().st_mtime_ns != stamp
+    assert not list(out.glob(".*partial*"))

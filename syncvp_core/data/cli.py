@@ -7,6 +7,7 @@ import click
 
 from .bag import BagError
 from .encodings import EncodingError
+from .sim.config import MOTIONS
 
 CTX = {"help_option_names": ["-h", "--help"]}
 
@@ -25,6 +26,9 @@ def _fail(e: Exception) -> click.ClickException:
 @click.option("--width", default=128, show_default=True, help="Image width (px).")
 @click.option("--scene", type=click.Choice(["mixed", "street", "yard"]), default="mixed", show_default=True,
               help="street: vehicle on a road; yard: mobile robot among shelves/crates; mixed: either.")
+@click.option("--motion", type=click.Choice(MOTIONS), default="auto", show_default=True,
+              help="Camera motion: auto drives like the scene's vehicle; handheld, robot and car are profiles "
+                   "with stops, bumps and turns (docs/data.md).")
 @click.option("--fovy", "fovy_deg", default=60.0, show_default=True, help="Vertical field of view (deg).")
 @click.option("--max-depth", "max_depth_m", default=None, type=float,
               help="Sensor range in metres: farther depth becomes invalid (NaN). Default: unlimited.")
@@ -36,17 +40,18 @@ def _fail(e: Exception) -> click.ClickException:
 @click.option("--overwrite", is_flag=True, help="Replace existing bags in --bag-out.")
 @click.option("--preview", default=None, type=click.Path(dir_okay=False),
               help="Also save a PNG grid of colour + colourised depth frames of (up to 4) sequences.")
-def sim(out, sequences, frames, rate_hz, height, width, scene, fovy_deg, max_depth_m, seed, workers, fast,
+def sim(out, sequences, frames, rate_hz, height, width, scene, motion, fovy_deg, max_depth_m, seed, workers, fast,
         bag_out, overwrite, preview) -> None:
     """Render simulated RGB-D video (MuJoCo, headless EGL/OSMesa): a camera moving like a vehicle or
     a mobile robot through procedural scenes, with metric z-depth, intrinsics, poses and stamps.
 
-    Reproducible: the same --seed and options give the same sequences. Convert the output to a
+    Reproducible: the same --seed and options give the same sequences; a run that was interrupted
+    continues where it stopped (finished sequences are kept). Convert the output to a
     training set with `syncvp data from-sim OUT --out DATASET`."""
     from .sim import SimConfig, SimError, SimSequence, generate
 
     try:
-        cfg = SimConfig(height=height, width=width, frames=frames, rate_hz=rate_hz, scene=scene,
+        cfg = SimConfig(height=height, width=width, frames=frames, rate_hz=rate_hz, scene=scene, motion=motion,
                         fovy_deg=fovy_deg, max_depth_m=max_depth_m, antialias=not fast, shadows=not fast)
         results = generate(out, sequences, cfg, seed=seed, workers=workers)
         if preview:
