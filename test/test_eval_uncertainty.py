@@ -1,15 +1,13 @@
 """Uncertainty scoring (syncvp_core.evaluation.uncertainty): calibration, sparsification, AUSE."""
+import json
+
 import numpy as np
 import pytest
+import yaml
+from click.testing import CliRunner
 
-from syncvp_core.evaluation.uncertainty import (
-    REMOVAL_FRACTIONS,
-    UncertaintyStats,
-    ause,
-    markdown_section,
-    plot_sparsification,
-    sparsification_curve,
-)
+from syncvp_core.evaluation.uncertainty import UncertaintyStats, ause, sparsification_curve
+from syncvp_core.testing import micro_config
 
 
 def _gaussian_forecast(k=3, h=40, w=50, seed=0, lie=1.0):
@@ -75,14 +73,62 @@ def test_invalid_truth_is_ignored_and_pixels_subsampled_for_ranking():
         st.add(true, mean[:1], std)
 
 
-def test_plot_and_markdown(tmp_path):
-    true, mean, std = _gaussian_forecast()
-    st = UncertaintyStats(horizon=3)
-    st.add(true, mean, std)
-    s = st.summary()
-    png = tmp_path / "sparsification.png"
-    assert plot_sparsification(s, png) and png.stat().st_size > 1000
-    md = "\n".join(markdown_section(s, 4, png, tmp_path))
-    assert "| h3 |" in md and "![sparsification](sparsification.png)" in md and "68.3 %" in md
-    assert len(s["sparsification_mae_m"]) == len(REMOVAL_FRACTIONS)
-    assert not plot_sparsification(UncertaintyStats(horizon=2).summary(), tmp_path / "none.png")
+def test_eval_with_samples_reports_calibration_sparsification_and_a_plot(tmp_path):
+    from syncvp_core.data.bag import write_rgbd_bag
+    from syncvp_core.data.frames import RGBDFrame, intrinsics_matrix
+    from syncvp_core.evaluation.cli import eval_bag
+
+    rng = np.random.default_rng(0)
+    tex = rng.integers(0, 256, (24, 60, 3), dtype=np.uint8)
+    ramp = np.linspace(0.8, 3.0, 32, dtype=np.float32)[None].repeat(24, 0)
+    frames = [RGBDFrame(10**18 + i * 10**8, np.ascontiguousarray(tex[:, 14 - i:46 - i]), ramp + 0.01 * i,
+                        intrinsics_matrix(30, 30, 16, 12)) for i in range(14)]  # sliding texture, 10 Hz
+    bag = tmp_path / "bag"
+    write_rgbd_bag(bag, frames)
+    cfg = tmp_path / "micro.yaml"
+    cfg.write_text(yaml.safe_dump(json.loads(micro_config().to_json())))
+    out = tmp_path / "out"
+    args = [str(bag), "--out", str(out), "--random-init", str(cfg), "--max-windows", "2", "--steps", "2",
+            "--no-fvd", "--no-lpips", "--quiet", "--scenarios", "full,rgb_only"]
+    res = CliRunner().invoke(eval_bag, args + ["--num-samples", "3"])
+    assert res.exit_code == 0, res.output
+    data = json.loads((out / "metrics.json").read_text())
+    assert data["protocol"]["trajectories"] == 3
+    unc = data["blocks"]["uncertainty"]
+    assert unc["num_samples"] == 3 and set(unc["scenarios"]) == {"full", "rgb_only"}
+    full = unc["scenarios"]["full"]
+    assert len(full["per_horizon"]) == 4 and all(h["pixels"] > 0 for h in full["per_horizon"])
+    assert 0 <= full["within_1std"] <= full["within_2std"] <= 1
+    assert full["ause_m"] >= 0
+    assert all(h["mean_std_m"] > 0 for h in full["per_horizon"])  # different noise: a real spread
+    report = (out / "report.md").read_text()
+    assert "## Depth uncertainty (model)" in report and "![sparsification](plots/sparsification.png)" in report
+    assert "| h4 |" in report and "## uncertainty" not in report
+    assert (out / "plots" / "sparsification.png").stat().st_size > 1000
+    # One sample: no uncertainty block, and the protocol hash is the one from before num_samples existed.
+    out1 = tmp_path / "out1"
+    res = CliRunner().invoke(eval_bag, [a if a != str(out) else str(out1) for a in args])
+    assert res.exit_code == 0, res.output
+    one = json.loads((out1 / "metrics.json").read_text())
+    assert "blocks" not in one and one["protocol"]["trajectories"] == 1
+    assert one["protocol_hash"] != data["protocol_hash"]
+    res = CliRunner().invoke(eval_bag, args + ["--num-samples", "0"])
+    assert res.exit_code != 0 and "num_samples must be >= 1" in res.output
+    res = CliRunner().invoke(eval_bag, args + ["--num-samples", "2", "--online"])
+    assert res.exit_code != 0 and "offline only" in res.output
+
+
+def test_block_ignores_forecasts_without_spread():
+    from syncvp_core.evaluation.baselines import Forecast
+    from syncvp_core.evaluation.uncertainty import UncertaintyBlock
+
+    true, mean, std = _gaussian_forecast(k=2)
+
+    class W:
+        fut_depth = true
+
+    b = UncertaintyBlock(horizon=2, num_samples=4)
+    b.update(W, {"full": {"model": Forecast(None, mean, "full", std), "copy_last": Forecast(None, mean, "full")},
+                 "rgb_only": {"model": None}, "depth_only": {"model": Forecast(None, mean, "depth_only")}})
+    s = b.summary()
+    assert list(s["scenarios"]) == ["full"] and s["scenarios"]["full"]["per_horizon"][1]["pixels"] == 40 * 50

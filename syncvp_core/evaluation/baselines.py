@@ -33,6 +33,7 @@ class Forecast:
     rgb: np.ndarray | None  # uint8 (K, H, W, 3), None = this forecaster cannot predict colour here
     depth: np.ndarray | None  # float32 metres (K, H, W), NaN = no value
     mode: str
+    depth_std: np.ndarray | None = None  # float32 metres (K, H, W): the model's spread over N > 1 samples
 
 
 def scenario_mode(rgb: np.ndarray | None, depth: np.ndarray | None) -> str:

@@ -117,7 +117,8 @@ def _protocol_options(f):
     opts = [
         click.option("--config", "config", type=click.Path(dir_okay=False), default=None,
                      help="Evaluation protocol YAML (keys: horizon, stride, max_windows, steps, seed, scenarios, "
-                          "baselines, frame_step, gap_tolerance, lpips, fvd, resize_ceiling, animate_window); "
+                          "baselines, frame_step, gap_tolerance, lpips, fvd, resize_ceiling, animate_window, "
+                          "num_samples); "
                           "command-line options override it."),
         click.option("--horizon", type=int, default=None,
                      help="Future frames per window (default: the model's chunk; longer = autoregressive)."),
@@ -130,6 +131,9 @@ def _protocol_options(f):
                      help=f"Comma list of sensor scenarios (default: {','.join(SCENARIOS)})."),
         click.option("--frame-step", type=int, default=None,
                      help="Keep every N-th frame (default: auto, round(bag rate / model rate))."),
+        click.option("--num-samples", type=int, default=None,
+                     help="Model samples per forecast (default 1). N > 1: the model row is their mean and the "
+                          "report adds depth-uncertainty calibration and sparsification (offline only)."),
         click.option("--no-lpips", is_flag=True, help="Skip LPIPS."),
         click.option("--no-fvd", is_flag=True, help="Skip FVD."),
         click.option("--checkpoint", default=None, help="Model checkpoint (.safetensors); default: shipped model."),
@@ -151,6 +155,7 @@ def _overrides(kw: dict[str, Any]) -> dict[str, Any]:
         "horizon": kw["horizon"], "stride": kw["stride"], "max_windows": kw["max_windows"], "steps": kw["steps"],
         "seed": kw["seed"], "scenarios": kw["scenarios"], "frame_step": kw["frame_step"],
         "lpips": False if kw["no_lpips"] else None, "fvd": False if kw["no_fvd"] else None,
+        "num_samples": kw["num_samples"],
     }
 
 
@@ -198,6 +203,8 @@ def eval_bag(bag: str, out: str, topics: str | None, slop_ms: float, online: boo
     set_threads(kw["threads"])
     if rate is not None and not online:
         raise click.UsageError("--rate only applies with --online")
+    if online and (kw["num_samples"] or 1) > 1:
+        raise click.UsageError("--num-samples > 1 is offline only (the node's spread topics are not replayed)")
     if online:
         return _eval_bag_online(bag, out, topics, slop_ms, rate, online_timeout, kw)
     try:

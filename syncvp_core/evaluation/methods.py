@@ -37,13 +37,15 @@ class ModelForecaster:
 
     name = MODEL
 
-    def __init__(self, predictor: Any, horizon: int, steps: int | None) -> None:
-        self.predictor, self.horizon, self.steps = predictor, horizon, steps
+    def __init__(self, predictor: Any, horizon: int, steps: int | None, num_samples: int = 1) -> None:
+        self.predictor, self.horizon, self.steps, self.num_samples = predictor, horizon, steps, num_samples
 
     def forecast(self, window: Window, scenario: str) -> Forecast:
         cr, cd = window.context(scenario)
-        out = self.predictor.predict(cr, cd, horizon=self.horizon, steps=self.steps, seed=window.seed)
-        return Forecast(out.rgb, out.depth, out.mode)
+        # num_samples > 1: the forecast is the samples' mean and carries their depth std (.uncertainty).
+        out = self.predictor.predict(cr, cd, horizon=self.horizon, steps=self.steps, seed=window.seed,
+                                     num_samples=self.num_samples)
+        return Forecast(out.rgb, out.depth, out.mode, out.spread.depth_std if out.spread is not None else None)
 
 
 class Baseline:

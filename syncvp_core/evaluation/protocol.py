@@ -37,6 +37,7 @@ class EvalProtocol:
     fvd: bool = True
     resize_ceiling: bool = True
     animate_window: int = 0  # index (among evaluated windows) of the window shown in the GIF
+    num_samples: int = 1  # > 1: the model row is the mean of N samples, scored for uncertainty too
 
     def validate(self) -> None:
         bad = [s for s in self.scenarios if s not in SCENARIOS]
@@ -45,7 +46,7 @@ class EvalProtocol:
         bad = [b for b in self.baselines if b not in BASELINES]
         if bad:
             raise EvalError(f"unknown baseline(s) {bad}; choose from {list(BASELINES)}")
-        for name in ("horizon", "stride", "max_windows", "steps", "frame_step"):
+        for name in ("horizon", "stride", "max_windows", "steps", "frame_step", "num_samples"):
             v = getattr(self, name)
             if v is not None and v < 1:
                 raise EvalError(f"{name} must be >= 1, got {v}")

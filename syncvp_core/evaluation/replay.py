@@ -33,6 +33,7 @@ from .methods import MODEL, Baseline, Method, ModelForecaster, ResizeCeiling
 from .metrics import METRIC_DEFINITIONS
 from .protocol import FVD_PROTOCOL, EvalError, EvalProtocol, metric_assets, model_description, protocol_hash
 from .scoring import Forecasts, MetricBlock, WindowScorer, metric_models_for
+from .uncertainty import UncertaintyBlock
 from .windows import Spacing, Window, WindowStream
 
 
@@ -126,7 +127,7 @@ def _protocol_record(protocol: EvalProtocol, predictor: Any, stream: WindowStrea
         "eta": desc["eta"],
         "seed": protocol.seed,
         "seed_rule": "window i uses seed + i for every scenario",
-        "trajectories": 1,
+        "trajectories": protocol.num_samples,  # > 1: the model row is the mean of that many samples
         "aggregation": "mean over windows per horizon step (each window weighs the same)",
         "scenarios": list(protocol.scenarios),
         "methods": methods,
@@ -171,7 +172,7 @@ def evaluate_frames(frames: Iterable[Any], predictor: Any, protocol: EvalProtoco
     if stream.empty:
         raise EvalError("no frames to evaluate (the source yielded none)")
     warnings = _rate_warnings(stream.spacing, float(predictor.frame_rate_hz))
-    rows: list[Method] = [model or ModelForecaster(predictor, horizon, protocol.steps)]
+    rows: list[Method] = [model or ModelForecaster(predictor, horizon, protocol.steps, protocol.num_samples)]
     rows += [Baseline(name, c, horizon) for name in protocol.baselines]
     if protocol.resize_ceiling:
         rows.append(ResizeCeiling(tuple(predictor.resolution)))
@@ -179,6 +180,8 @@ def evaluate_frames(frames: Iterable[Any], predictor: Any, protocol: EvalProtoco
     lp, i3d, unavailable = metric_models or metric_models_for(protocol, c + horizon)
     scorer = WindowScorer(horizon, c, protocol.scenarios, methods, predictor.config.depth, lp, i3d, unavailable)
     blocks = list(blocks)
+    if protocol.num_samples > 1 and model is None:
+        blocks.append(UncertaintyBlock(horizon, protocol.num_samples, protocol.seed))
     model_times: list[float] | None = [] if model is None else None
     animation = None
     bar = tqdm(total=_progress_total(total_frames_hint, stream, protocol), desc="eval windows", unit="win",

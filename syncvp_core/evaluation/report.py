@@ -15,6 +15,8 @@ import numpy as np
 from ..fileio import atomic_write_text
 from .methods import BASELINES
 from .metrics import COLOUR_METRICS, DEPTH_METRICS, METRIC_DEFINITIONS
+from .uncertainty import NAME as UNCERTAINTY
+from .uncertainty import report_section as uncertainty_section
 
 LABELS = {"psnr": "PSNR", "ssim": "SSIM", "lpips": "LPIPS", "absrel": "AbsRel", "rmse": "RMSE",
           "delta1": "δ<1.25", "coverage": "coverage"}
@@ -380,7 +382,10 @@ def _markdown(data: dict, title: str, plots: dict, gifs: dict, out: Path, dt_s: 
                   summary_table(results, scenario, COLOUR_METRICS + DEPTH_METRICS), ""]
     if data.get("online"):
         lines += online_section(data["online"], latency_plot, out)
-    lines += blocks_section(data.get("blocks", {}))
+    blocks = dict(data.get("blocks", {}))
+    if UNCERTAINTY in blocks:
+        lines += uncertainty_section(blocks.pop(UNCERTAINTY), out)
+    lines += blocks_section(blocks)
     lines += ["## Per horizon step", ""]
     for metric in COLOUR_METRICS + DEPTH_METRICS:
         if metric not in plots:

@@ -18,9 +18,13 @@ pixels (``max_pixels_per_frame``, deterministic) is kept; calibration counts eve
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
+from .methods import MODEL
+
+NAME = "uncertainty"  # the block's key in metrics.json ("blocks")
 REMOVAL_FRACTIONS = np.round(np.arange(0.0, 0.951, 0.05), 2)
 GAUSSIAN_WITHIN = {1: 0.6827, 2: 0.9545}
 
@@ -114,34 +118,63 @@ def _floats(a: np.ndarray) -> list[float | None]:
     return [float(v) if np.isfinite(v) else None for v in a]
 
 
+class UncertaintyBlock:
+    """The evaluation's uncertainty section (a :class:`~.scoring.MetricBlock`): for every scenario, the model
+    row's depth std (``Forecast.depth_std``, present when the model drew N > 1 samples) against the truth."""
+
+    name = NAME
+
+    def __init__(self, horizon: int, num_samples: int, seed: int = 0) -> None:
+        self.horizon, self.num_samples, self.seed = horizon, num_samples, seed
+        self._stats: dict[str, UncertaintyStats] = {}
+
+    def update(self, window: Any, forecasts: dict) -> None:
+        for scenario, by_method in forecasts.items():
+            fc = by_method.get(MODEL)
+            if fc is None or getattr(fc, "depth_std", None) is None:
+                continue
+            if scenario not in self._stats:
+                self._stats[scenario] = UncertaintyStats(self.horizon, seed=self.seed)
+            self._stats[scenario].add(window.fut_depth, fc.depth, fc.depth_std)
+
+    def summary(self) -> dict:
+        return {"num_samples": self.num_samples,
+                "scenarios": {name: st.summary() for name, st in self._stats.items()}}
+
+
 def plot_sparsification(summary: dict, path: Path) -> bool:
-    """Sparsification curve vs oracle (all horizon steps pooled). False when there is nothing to draw."""
-    if summary.get("ause_m") is None:
+    """Sparsification curves vs their oracles, one colour per scenario (horizon steps pooled). False when
+    there is nothing to draw."""
+    drawn = {k: v for k, v in summary.get("scenarios", {}).items() if v.get("ause_m") is not None}
+    if not drawn:
         return False
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    f = np.asarray(summary["fractions_removed"]) * 100
-    fig, ax = plt.subplots(figsize=(5.5, 3.6))
-    ax.plot(f, summary["sparsification_mae_m"], "o-", label="remove by predicted std")
-    ax.plot(f, summary["oracle_mae_m"], "k--", label="oracle (remove by true error)")
-    ax.fill_between(f, summary["oracle_mae_m"], summary["sparsification_mae_m"], alpha=0.15,
-                    label=f"AUSE = {summary['ause_m']:.3f} m")
+    fig, ax = plt.subplots(figsize=(6, 3.8))
+    for i, (scenario, s) in enumerate(drawn.items()):
+        f = np.asarray(s["fractions_removed"]) * 100
+        colour = f"C{i}"
+        ax.plot(f, s["sparsification_mae_m"], "o-", ms=3, color=colour,
+                label=f"{scenario}: by predicted std (AUSE {s['ause_m']:.3f} m)")
+        ax.plot(f, s["oracle_mae_m"], "--", color=colour, label=f"{scenario}: oracle (by true error)")
     ax.set_xlabel("most uncertain pixels removed (%)")
     ax.set_ylabel("depth MAE of the rest (m)")
-    ax.set_title("Depth uncertainty: sparsification")
+    ax.set_title("Depth uncertainty: sparsification (lower = better)")
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=8)
+    ax.legend(fontsize=7)
     fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=110)
     plt.close(fig)
     return True
 
 
-def markdown_section(summary: dict, num_samples: int, plot: Path | None, out_dir: Path) -> list[str]:
-    """The report's uncertainty section: calibration table per horizon step, AUSE, the plot."""
+def report_section(summary: dict, out_dir: Path) -> list[str]:
+    """The report's uncertainty section: per scenario a calibration table per horizon step with AUSE; writes
+    ``plots/sparsification.png``."""
 
     def pct(v):
         return "n/a" if v is None else f"{100 * v:.1f} %"
@@ -149,18 +182,24 @@ def markdown_section(summary: dict, num_samples: int, plot: Path | None, out_dir
     def m(v):
         return "n/a" if v is None else f"{v:.3f}"
 
-    lines = ["## Depth uncertainty (model, full scenario)", "",
-             f"{num_samples} samples per forecast; forecast = their mean, uncertainty = their per-pixel std. "
-             "A Gaussian forecast that knows its own error has 68.3 % of the true depth within 1 std and "
-             "95.4 % within 2 std; fewer = over-confident. AUSE: area between the sparsification curve and "
-             "the oracle (m, lower is better).", "",
-             "| step | pixels | within 1 std | within 2 std | MAE (m) | mean std (m) | AUSE (m) |",
-             "|---|---|---|---|---|---|---|"]
-    for s in summary["per_horizon"]:
-        lines.append(f"| h{s['k']} | {s['pixels']} | {pct(s['within_1std'])} | {pct(s['within_2std'])} | "
-                     f"{m(s['mae_m'])} | {m(s['mean_std_m'])} | {m(s['ause_m'])} |")
-    lines.append(f"| all | {sum(s['pixels'] for s in summary['per_horizon'])} | {pct(summary['within_1std'])} | "
-                 f"{pct(summary['within_2std'])} | | | {m(summary['ause_m'])} |")
-    if plot is not None:
-        lines += ["", f"![sparsification]({plot.relative_to(out_dir).as_posix()})"]
-    return lines + [""]
+    lines = ["## Depth uncertainty (model)", "",
+             f"{summary['num_samples']} samples per forecast: the model row above is their mean, the "
+             "uncertainty their per-pixel std. A Gaussian forecast that knows its own error has 68.3 % of the "
+             "true depth within 1 std and 95.4 % within 2 std; fewer = over-confident, more = too cautious. "
+             "AUSE: area between the sparsification curve (error left after removing the most uncertain "
+             "pixels) and the oracle's (removing the largest errors); metres, lower is better.", ""]
+    if not summary.get("scenarios"):
+        return lines + ["No forecast carried a spread (did every model forecast fail?).", ""]
+    for scenario, s in summary["scenarios"].items():
+        lines += [f"### {scenario}", "",
+                  "| step | pixels | within 1 std | within 2 std | MAE (m) | mean std (m) | AUSE (m) |",
+                  "|---|---|---|---|---|---|---|"]
+        for h in s["per_horizon"]:
+            lines.append(f"| h{h['k']} | {h['pixels']} | {pct(h['within_1std'])} | {pct(h['within_2std'])} | "
+                         f"{m(h['mae_m'])} | {m(h['mean_std_m'])} | {m(h['ause_m'])} |")
+        lines += [f"| all | {sum(h['pixels'] for h in s['per_horizon'])} | {pct(s['within_1std'])} | "
+                  f"{pct(s['within_2std'])} | | | {m(s['ause_m'])} |", ""]
+    plot = out_dir / "plots" / "sparsification.png"
+    if plot_sparsification(summary, plot):
+        lines += [f"![sparsification]({plot.relative_to(out_dir).as_posix()})", ""]
+    return lines
