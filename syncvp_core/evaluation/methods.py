@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any, Protocol
 
-from .baselines import ConstantVelocity, CopyLast, Forecast, resize_ceiling
+from .baselines import ConstantVelocity, CopyLast, FlowExtrapolation, Forecast, resize_ceiling
 from .windows import Window
 
 MODEL = "model"
@@ -23,6 +23,7 @@ CEILING = "resize_ceiling"
 BASELINES: dict[str, Callable[[int], Any]] = {
     "copy_last": CopyLast,
     "const_velocity": ConstantVelocity,
+    "optical_flow": FlowExtrapolation,
 }
 
 
