@@ -20,7 +20,7 @@ ROS = [
 EXPORT = ["onnx>=1.16", "onnxruntime>=1.18", "onnxscript>=0.2"]
 SIM = ["mujoco>=3.1"]
 EVAL = ["scipy>=1.10", "scikit-image>=0.22", "matplotlib>=3.8", "opencv-python-headless>=4.8"]
-DEV = ["pytest<9", "ruff>=0.6", "tensorboard>=2.16"]
+DEV = ["pytest<9", "ruff>=0.6", "tensorboard>=2.16", "hypothesis>=6.100"]
 
 setup(
     name=PACKAGE,

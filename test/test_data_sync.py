@@ -218,3 +218,106 @@ def test_shared_tum_association_reproduced():
     d = [(round(float(r["depth_stamp_s"]) * 1e6) * 1000, i) for i, r in enumerate(rows)]
     pairs, stats, _ = synchronize(c, d, slop_s=0.02)
     assert len(pairs) == len(rows) == 792 and all(p.color == p.depth for p in pairs)
+
+
+# ---------------------------------------------------------------------------------------------------
+# Live streams with a bad stamp (issue 13.1): one wrong frame must not stop pairing.
+
+
+def _live(order, ticks, fault=None, slop_s=0.02):
+    """Feed ``ticks`` 10 Hz frames to an eager synchroniser, ``order`` per tick ("cd" colour first, "dc"
+    depth first, or a callable tick -> order). ``fault(tick)`` -> list of (stream, stamp) sent before the
+    tick's frames. Returns {tick index of the colour stamp: pair}."""
+    s = StampSynchronizer(slop_s=slop_s, eager=True, max_queue=10)
+    t0 = 1_000_000_000
+    got = {}
+    for i in range(ticks):
+        for stream, stamp in (fault(i) if fault else []):
+            for p in getattr(s, f"add_{stream}")(stamp, ("bad", stamp)):
+                got.setdefault(p.color, p)
+        o = order(i) if callable(order) else order
+        for ch in o:
+            stream = "color" if ch == "c" else "depth"
+            for p in getattr(s, f"add_{stream}")(t0 + i * P, i):
+                got.setdefault(p.color, p)
+    return s, {k: v for k, v in got.items() if isinstance(k, int)}
+
+
+@pytest.mark.parametrize("order", ["cd", "dc"])
+@pytest.mark.parametrize("stream", ["color", "depth"])
+@pytest.mark.parametrize("back_ms", [30, 50, 100, 1000, "zero"])
+def test_one_late_frame_costs_at_most_that_frame(order, stream, back_ms):
+    # Replaces the tick-10 frame of one stream with one stamped back_ms before the previous frame.
+    s = StampSynchronizer(slop_s=0.02, eager=True, max_queue=10)
+    t0 = 1_000_000_000
+    got = set()
+    for i in range(40):
+        for ch in order:
+            st = "color" if ch == "c" else "depth"
+            stamp = t0 + i * P
+            if i == 10 and st == stream:
+                stamp = 0 if back_ms == "zero" else t0 + 9 * P - back_ms * MS
+            got.update(p.color for p in getattr(s, f"add_{st}")(stamp, i))
+    s.flush()
+    missing = sorted(set(range(40)) - got)
+    assert missing == [10], (missing, s.stats.summary())
+    assert _accounted(s.stats)
+
+
+@pytest.mark.parametrize("order", ["cd", "dc"])
+@pytest.mark.parametrize("jump_s", [60, 3_400_000_000])
+def test_one_frame_stamped_far_ahead_costs_little(order, jump_s):
+    # A frame from the future (a +60 s jump, the year 2100) on depth, then normal stamps again.
+    s, got = _live(order, 40, fault=lambda i: [("depth", 1_000_000_000 + jump_s * 1_000_000_000)] if i == 10
+                   else [])
+    assert set(range(13, 40)) <= set(got), sorted(set(range(40)) - set(got))
+
+
+def test_looping_streams_resume_within_two_ticks_whatever_the_order():
+    # Both streams loop back to the start (a looping bag), colour before depth in some ticks, after in others.
+    s = StampSynchronizer(slop_s=0.02, eager=True)
+    t0 = 1_000_000_000
+    got = []
+    rng = np.random.default_rng(3)
+    for loop in range(3):
+        for i in range(15):
+            order = ("color", "depth") if rng.random() < 0.5 else ("depth", "color")
+            for st in order:
+                got += [(loop, p.color) for p in getattr(s, f"add_{st}")(t0 + i * P, i)]
+    for loop in (1, 2):
+        assert {i for lp, i in got if lp == loop} >= set(range(2, 15)), got
+
+
+def _hostile_stamps():
+    from hypothesis import strategies as st
+
+    t0 = 1_000_000_000
+    stamp = st.one_of(
+        st.sampled_from([0, 1, t0, t0 - 1, 2**31 * 1_000_000_000 - 1, 4_102_444_800 * 1_000_000_000]),
+        st.integers(min_value=0, max_value=2**63 - 1),
+        st.integers(min_value=t0 - 3 * P, max_value=t0 + 30 * P),  # near the valid stamps that follow
+    )
+    return st.lists(st.tuples(st.sampled_from(["color", "depth"]), stamp), max_size=60)
+
+
+def test_pairing_resumes_within_two_ticks_after_any_hostile_prefix():
+    from hypothesis import given, settings
+    from hypothesis import strategies as st
+
+    @settings(max_examples=300, deadline=None)
+    @given(prefix=_hostile_stamps(), t_start=st.sampled_from([1_000_000_000, 50_000_000_000]),
+           orders=st.lists(st.sampled_from(["cd", "dc"]), min_size=12, max_size=12), eager=st.booleans())
+    def check(prefix, t_start, orders, eager):
+        s = StampSynchronizer(slop_s=0.02, eager=eager, max_queue=10)
+        for stream, stamp in prefix:
+            getattr(s, f"add_{stream}")(stamp, "bad")
+        got = []
+        for i, order in enumerate(orders):
+            for ch in order:
+                stream = "color" if ch == "c" else "depth"
+                got += [p.color for p in getattr(s, f"add_{stream}")(t_start + i * P, i)]
+        got += [p.color for p in s.flush()]
+        assert set(range(2, len(orders) - 1)) <= set(got), (sorted(got), s.stats.summary())
+        assert _accounted(s.stats)
+
+    check()

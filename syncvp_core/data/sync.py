@@ -6,11 +6,15 @@ files: items are opaque objects (decoded images, raw messages, file names) with 
 Policy (approximate time, one-to-one):
 
 * Each stream's stamps must increase. An item with the **same stamp** as the previous one of its stream is
-  a ``duplicate``: reported and dropped. A stamp that goes **backwards by more than the slop** (a looping
-  bag, a restarted driver) is reported as ``backwards``; everything pending is resolved (as at the end of a
-  stream) and that stream starts over. Items of the other stream that still belong to the old loop (stamps
-  ahead of the restarted stream until the other stream jumps back too) are reported as unmatched. A stamp
-  that goes backwards by at most the slop (slight reordering) is reported and dropped.
+  a ``duplicate``: reported and dropped. A stamp that goes **backwards by more than the slop** is reported
+  as ``backwards`` and held until the next item of its stream decides what it was: when that item goes on
+  from the old stamps, the held one was a single late (or wrongly stamped) frame and only it is dropped;
+  otherwise the stream restarted (a looping bag, a restarted driver): everything pending is resolved (as
+  at the end of a stream) and that stream starts over from the held item. Items of the other stream that
+  still belong to the old loop (more than ``gap_factor`` periods ahead of the restarted stream, until the
+  other stream jumps back too) are reported as unmatched. A stamp that goes backwards by at most the slop
+  (slight reordering) is reported and dropped. Whatever the arrival order, pairing resumes within two
+  frames of valid input after any such fault.
 * A colour and a depth item are paired when each is the other's **nearest** remaining item of the other
   stream and their stamps differ by at most ``slop_s``. Every item is used at most once.
 * Items that can never be paired (no partner within the slop, a partner that prefers a closer item, an
@@ -128,6 +132,8 @@ class StampSynchronizer:
         self._periods: dict[str, deque[int]] = {s: deque(maxlen=31) for s in STREAMS}
         # True for a stream whose items still belong to the loop before the other stream jumped back.
         self._stale: dict[str, bool] = {s: False for s in STREAMS}
+        # A frame that jumped back by more than the slop, waiting for the next frame of its stream.
+        self._held: dict[str, tuple[int, Any] | None] = {s: None for s in STREAMS}
         self.stats = SyncStats()
         self.events.clear()
 
@@ -139,6 +145,10 @@ class StampSynchronizer:
 
     def flush(self) -> list[SyncedPair]:
         """End of input: pair what can be paired, report the rest as unmatched."""
+        for stream in STREAMS:
+            held, self._held[stream] = self._held[stream], None
+            if held is not None:
+                self._unmatched(stream, held[0], "stamp went back and no later frame followed")
         return self._match(final=True)
 
     def pending(self) -> tuple[int, int]:
@@ -166,13 +176,25 @@ class StampSynchronizer:
         self._emit("unmatched", stream, stamp_ns, f"{stream} frame at {stamp_ns} ns not paired: {why}")
 
     def _add(self, stream: str, stamp: int, item: Any) -> list[SyncedPair]:
-        other = "depth" if stream == "color" else "color"
         if stream == "color":
             self.stats.color_in += 1
         else:
             self.stats.depth_in += 1
         out: list[SyncedPair] = []
+        held, self._held[stream] = self._held[stream], None
         last = self._last[stream]
+        if held is not None:
+            if stamp >= last - self.slop_ns:
+                # The stream went on where it was: the held frame was a single late (or wrongly stamped)
+                # frame. Restarting for it would discard the other stream's pending frames and, while
+                # that stream stays ahead, everything after (issue 13.1).
+                self._count_drop(stream)
+                self._emit("unmatched", stream, held[0],
+                           f"{stream} frame at {held[0]} ns dropped: stamped {(last - held[0]) / 1e9:.3f} s "
+                           f"before the previous frame and the next one continued the old stamps")
+            else:
+                out.extend(self._restart(stream, *held))
+                last = self._last[stream]
         if last is not None and stamp == last:
             self.stats.duplicates += 1
             self._count_drop(stream)
@@ -186,17 +208,38 @@ class StampSynchronizer:
                 self._emit("backwards", stream, stamp,
                            f"{stream} stamp went back by {_ms(back)} (within the slop); frame dropped")
                 return out
+            # One frame cannot tell a restart (loop, restarted driver) from one late frame: the next
+            # frame of this stream decides (see above).
             self._emit("backwards", stream, stamp,
-                       f"{stream} stamp jumped back by {back / 1e9:.3f} s (looping bag or restarted "
-                       f"driver): pending frames resolved, {stream} stream restarted")
-            if self._stale[stream]:
-                # This stream was the straggler of a loop the other stream already made: now both restarted.
-                self._stale[stream] = False
-            else:
-                out.extend(self._match(final=True))
-                self._stale[other] = self._last[other] is not None
-            self._last[stream] = None
-            last = None
+                       f"{stream} stamp jumped back by {back / 1e9:.3f} s: held until the next {stream} "
+                       f"frame shows whether the stream restarted")
+            self._held[stream] = (stamp, item)
+            return out
+        out.extend(self._enqueue(stream, stamp, item))
+        return out
+
+    def _restart(self, stream: str, stamp: int, item: Any) -> list[SyncedPair]:
+        """``stream`` restarted (looping bag, restarted driver) with the frame ``(stamp, item)``."""
+        other = "depth" if stream == "color" else "color"
+        self._emit("backwards", stream, stamp,
+                   f"{stream} stream restarted at stamp {stamp} ns (looping bag or restarted driver): "
+                   f"pending frames resolved")
+        out: list[SyncedPair] = []
+        if self._stale[stream]:
+            # This stream was the straggler of a loop the other stream already made: now both restarted.
+            self._stale[stream] = False
+        else:
+            out.extend(self._match(final=True, end_reason=f"pending when the {stream} stream restarted (loop)"))
+            self._stale[other] = self._last[other] is not None
+        self._last[stream] = None
+        self._periods[stream].clear()
+        out.extend(self._enqueue(stream, stamp, item))
+        return out
+
+    def _enqueue(self, stream: str, stamp: int, item: Any) -> list[SyncedPair]:
+        """Queue an in-order frame and pair what can be paired."""
+        other = "depth" if stream == "color" else "color"
+        last = self._last[stream]
         if last is not None and len(self._periods[stream]) >= 3:
             med = statistics.median(self._periods[stream])
             dt = stamp - last
@@ -210,10 +253,12 @@ class StampSynchronizer:
         self._last[stream] = stamp
 
         if self._stale[stream]:
+            # Frames still from the loop before the other stream restarted are far ahead of it; a frame
+            # within a few periods of it belongs to the new timeline (whichever stream arrives first).
             other_last = self._last[other]
-            if other_last is None or stamp > other_last + self.slop_ns:
+            if other_last is None or stamp > other_last + self._stale_tolerance_ns(stream):
                 self._unmatched(stream, stamp, f"belongs to the loop before the {other} stream jumped back")
-                return out
+                return []
             self._stale[stream] = False
 
         q = self._q[stream]
@@ -222,8 +267,11 @@ class StampSynchronizer:
             old, _ = q.popleft()
             self._unmatched(stream, old, f"queue full (max_queue={self.max_queue}): no {other} frame "
                                          f"arrived to decide")
-        out.extend(self._match(final=False))
-        return out
+        return self._match(final=False)
+
+    def _stale_tolerance_ns(self, stream: str) -> float:
+        med = self.median_period_ns(stream)
+        return self.slop_ns + (self.gap_factor * med if med else 0.0)
 
     def _count_drop(self, stream: str) -> None:
         if stream == "color":
@@ -240,7 +288,7 @@ class StampSynchronizer:
         self.stats.max_abs_dt_ns = max(self.stats.max_abs_dt_ns, adt)
         return SyncedPair(cs, cs, ds, c, d)
 
-    def _match(self, final: bool) -> list[SyncedPair]:
+    def _match(self, final: bool, end_reason: str = "") -> list[SyncedPair]:
         out: list[SyncedPair] = []
         cq, dq, slop = self._q["color"], self._q["depth"], self.slop_ns
         while True:
@@ -256,7 +304,7 @@ class StampSynchronizer:
                         if other_last is not None and other_last > s + slop:
                             why = f"the {other} stream passed it with no frame within the slop ({_ms(slop)})"
                         elif final:
-                            why = f"end of input, no {other} frame left to pair with"
+                            why = end_reason or f"end of input, no {other} frame left to pair with"
                         else:
                             break
                         q.popleft()
