@@ -1,14 +1,27 @@
-"""Health summary for /diagnostics and rate-limited problem logging. ROS-free.
+"""What the node reports on /diagnostics, and when it says so in the log. ROS-free.
+
+Health is derived from what the node actually publishes, not only from what arrives: inputs arriving
+while no prediction comes out for several expected intervals is a stall (:class:`StallWatch`), WARN and
+then ERROR, with the reason (sync misses and which stream, a context window that never fills, a busy
+inference). A stream whose received rate falls far below what its stamps or its own history say the
+sensor sends is reported too (:class:`RateWatch`: transport losses, e.g. large images with Fast DDS
+defaults).
 
 Levels use the values of ``diagnostic_msgs/DiagnosticStatus`` (OK 0, WARN 1, ERROR 2, STALE 3) so the
-node can copy them into the message unchanged.
+node can copy them into the message unchanged. Every "logged once per change" decision lives here; the
+node only prints the lines it is handed.
 """
 from __future__ import annotations
 
-from collections import Counter
-from dataclasses import dataclass
+from collections import Counter, deque
+from dataclasses import dataclass, field
+from typing import Any
+
+from .modes import MODALITIES, NONE
+from .worker import LatencyStats, RateMeter
 
 OK, WARN, ERROR, STALE = 0, 1, 2, 3
+LEVEL_NAMES = {OK: "OK", WARN: "WARN", ERROR: "ERROR", STALE: "STALE"}
 
 
 @dataclass
@@ -18,26 +31,34 @@ class Health:
 
 
 def assess(state: str, mode: str, enabled: bool, configure_error: str = "",
-           recent_problems: dict[str, int] | None = None, waiting: bool = False) -> Health:
+           recent_problems: dict[str, int] | None = None, waiting: bool = False,
+           stall: Health | None = None, awaiting_first_input: str = "") -> Health:
     """One line a user can act on, most severe cause first.
 
     ``state``: lifecycle state label (unconfigured/inactive/active/finalized); ``mode``: current
     conditioning mode; ``recent_problems``: bad-input kinds seen since the last report, with counts;
-    ``waiting``: active but the context window is not full yet.
+    ``waiting``: active but the context window is not full yet; ``stall``: the :class:`StallWatch`
+    verdict; ``awaiting_first_input``: non-empty while no input has ever arrived (start-up before the
+    camera publishes is normal: WARN, not ERROR), saying what is awaited.
     """
     if state != "active":
         if configure_error:
             return Health(ERROR, f"{state}: configure failed: {configure_error}")
         return Health(WARN, f"{state}: waiting for activation (lifecycle); no predictions")
-    if mode == "none":
+    if mode == NONE:
+        if awaiting_first_input:
+            return Health(WARN, f"waiting for the first input: {awaiting_first_input}")
         return Health(ERROR, "no usable colour or depth input: no predictions")
+    if stall is not None and stall.level == ERROR:
+        return stall
     problems = ", ".join(f"{k} x{n}" for k, n in sorted((recent_problems or {}).items()))
+    bad = f"; bad input: {problems}" if problems else ""
     if mode == "rgb_only":
-        msg = "depth missing: predicting from colour only (rgb_only guidance)"
-        return Health(WARN, msg + (f"; bad input: {problems}" if problems else ""))
+        return Health(WARN, "depth missing: predicting from colour only (rgb_only guidance)" + bad)
     if mode == "depth_only":
-        msg = "colour missing: predicting from depth only (depth_only guidance)"
-        return Health(WARN, msg + (f"; bad input: {problems}" if problems else ""))
+        return Health(WARN, "colour missing: predicting from depth only (depth_only guidance)" + bad)
+    if stall is not None and stall.level == WARN:
+        return Health(WARN, stall.message + bad)
     if problems:
         return Health(WARN, f"bad input: {problems}")
     if not enabled:
@@ -78,3 +99,199 @@ class ProblemLog:
         out = dict(self._recent)
         self._recent.clear()
         return out
+
+
+# ----------------------------------------------------------------------------------------------------
+# Stalls: inputs arrive, nothing is published.
+
+
+@dataclass(frozen=True)
+class Progress:
+    """Counters that explain a stall, taken at the last prediction and compared now."""
+
+    pairs: int = 0
+    misses: dict[str, int] = field(default_factory=dict)  # per stream: frames that found no partner
+    resets: int = 0  # context window resets
+    problems: dict[str, int] = field(default_factory=dict)  # bad-input totals per kind
+
+
+class StallWatch:
+    """No prediction for ``warn_intervals`` expected intervals while predictions are expected: WARN;
+    ``error_intervals``: ERROR. :meth:`check` returns a line to log only when the level changes."""
+
+    def __init__(self, now_s: float, warn_intervals: float = 5.0, error_intervals: float = 20.0):
+        self.warn_intervals = warn_intervals
+        self.error_intervals = error_intervals
+        self._since = now_s
+        self._at_progress = Progress()
+        self.verdict: Health | None = None  # None = not stalled
+        self.stalls = 0  # times the level went from OK to WARN or worse
+
+    def progress(self, now_s: float, counters: Progress) -> None:
+        """A prediction was published, or none is expected (disabled, no subscribers, no input)."""
+        self._since, self._at_progress = now_s, counters
+
+    def check(self, now_s: float, interval_s: float, grace_s: float, counters: Progress,
+              inference_busy_s: float = 0.0) -> tuple[Health | None, str | None]:
+        """(verdict, line to log on a change of level). ``interval_s``: the expected time between
+        predictions; ``grace_s``: time allowed on top (filling the context window)."""
+        waited = now_s - self._since
+        level = OK
+        if waited > grace_s + self.error_intervals * interval_s:
+            level = ERROR
+        elif waited > grace_s + self.warn_intervals * interval_s:
+            level = WARN
+        old = self.verdict.level if self.verdict is not None else OK
+        if level == OK:
+            self.verdict = None
+            return None, (f"predictions resumed after {waited:.1f} s" if old != OK else None)
+        self.verdict = Health(level, f"no prediction for {waited:.1f} s while inputs arrive (expected one "
+                                     f"every {interval_s:.2f} s): "
+                                     + self._why(counters, inference_busy_s))
+        if level == old:
+            return self.verdict, None
+        if old == OK:
+            self.stalls += 1
+        return self.verdict, f"{LEVEL_NAMES[level]}: {self.verdict.message}"
+
+    def _why(self, now: Progress, busy_s: float) -> str:
+        then = self._at_progress
+        if busy_s > 0:
+            return f"the inference has been running for {busy_s:.1f} s"
+        pairs = now.pairs - then.pairs
+        misses = {s: now.misses.get(s, 0) - then.misses.get(s, 0) for s in MODALITIES}
+        problems = {k: n - then.problems.get(k, 0) for k, n in now.problems.items()
+                    if n > then.problems.get(k, 0)}
+        parts = []
+        if pairs == 0 and any(misses.values()):
+            worse = max(MODALITIES, key=lambda s: misses[s])
+            other = "depth" if worse == "color" else "color"
+            parts.append(f"no colour/depth pair: {misses['color']} colour and {misses['depth']} depth "
+                         f"frames found no partner ({worse} frames have no {other} frame within sync_slop)")
+        elif pairs:
+            parts.append(f"{pairs} pairs but the context window never filled "
+                         f"({now.resets - then.resets} resets)")
+        if problems:
+            parts.append("bad input: " + ", ".join(f"{k} x{n}" for k, n in sorted(problems.items())))
+        return "; ".join(parts) or "no pair and no sync miss (frames dropped before pairing)"
+
+
+# ----------------------------------------------------------------------------------------------------
+# Received rate against what the sensor sends.
+
+
+class RateWatch:
+    """Flags a stream received at a small fraction of its rate.
+
+    The sensor's rate is estimated twice: from the header stamps (the shortest spacing between two
+    received frames: frames lost in transport widen the average spacing but two consecutive ones still
+    show the true period) and from the highest received rate seen so far. Warns (a line returned once per
+    change) when the received rate is below ``fraction`` of the larger estimate.
+    """
+
+    def __init__(self, fraction: float = 0.3, window: int = 50):
+        self.fraction = fraction
+        self._stamps: deque[int] = deque(maxlen=window)
+        self.peak_hz = 0.0
+        self.low = False
+
+    def frame(self, stamp_ns: int) -> None:
+        self._stamps.append(stamp_ns)
+
+    def sensor_hz(self) -> float:
+        s = sorted(set(self._stamps))
+        gaps = [b - a for a, b in zip(s, s[1:]) if b - a >= 1_000_000]  # >= 1 ms: not a duplicate
+        stamp_hz = 1e9 / min(gaps) if len(gaps) >= 2 else 0.0
+        return max(stamp_hz, self.peak_hz)
+
+    def check(self, received_hz: float, name: str) -> str | None:
+        """Call about once per rate window with the current received rate."""
+        expected = self.sensor_hz()
+        self.peak_hz = max(self.peak_hz, received_hz)
+        low = received_hz > 0 and expected > 0 and received_hz < self.fraction * expected
+        if low == self.low:
+            return None
+        self.low = low
+        if low:
+            return (f"{name} arrives at {received_hz:.1f} Hz, far below the {expected:.1f} Hz the sensor "
+                    "sends (its stamps / its earlier rate): frames are lost on the way. For large images "
+                    "between processes use Fast DDS's shared-memory profile (docs/node.md, 'Large images')")
+        return f"{name} is received at {received_hz:.1f} Hz again"
+
+
+# ----------------------------------------------------------------------------------------------------
+# Everything the node counts.
+
+
+class Monitor:
+    """The node's counters and watches, and the key/values of its diagnostics."""
+
+    def __init__(self, now_s: float = 0.0):
+        self.problems = ProblemLog()
+        self.latency = LatencyStats()  # inference (predict call)
+        self.age = LatencyStats()  # end to end: publish time - newest input stamp
+        self.rates = {"color": RateMeter(), "depth": RateMeter(), "predictions": RateMeter()}
+        self.input_rates = {m: RateWatch() for m in MODALITIES}
+        self.stall = StallWatch(now_s)
+        self.predictions = 0
+        self.lazy_skips = 0
+        self.qos_incompatible = 0
+
+    def frame_received(self, modality: str, stamp_ns: int, mono_s: float) -> None:
+        self.rates[modality].tick(mono_s)
+        self.input_rates[modality].frame(stamp_ns)
+
+    def published(self, mono_s: float, inference_s: float, age_s: float) -> None:
+        self.predictions += 1
+        self.rates["predictions"].tick(mono_s)
+        self.latency.add(inference_s)
+        self.age.add(age_s)
+
+    def rate_lines(self, mono_s: float, topics: dict[str, str]) -> list[str]:
+        """Lines to log about inputs received far below their rate (once per change)."""
+        out = []
+        for m in MODALITIES:
+            line = self.input_rates[m].check(self.rates[m].rate(mono_s), f"input {topics[m]}")
+            if line:
+                out.append(line)
+        return out
+
+    def key_values(self, mono_s: float) -> dict[str, str]:
+        ms = lambda v: "n/a" if v is None else f"{v * 1e3:.1f}"  # noqa: E731
+        kv = {
+            "color rate (Hz)": f"{self.rates['color'].rate(mono_s):.1f}",
+            "depth rate (Hz)": f"{self.rates['depth'].rate(mono_s):.1f}",
+            "prediction rate (Hz)": f"{self.rates['predictions'].rate(mono_s):.1f}",
+            "predictions": str(self.predictions),
+            "inference latency p50 (ms)": ms(self.latency.p50),
+            "inference latency p95 (ms)": ms(self.latency.p95),
+            "end-to-end age p50 (ms)": ms(self.age.p50),
+            "end-to-end age p95 (ms)": ms(self.age.p95),
+            "skipped (no subscribers)": str(self.lazy_skips),
+            "incompatible QoS events": str(self.qos_incompatible),
+            "stalls": str(self.stall.stalls),
+        }
+        for m in MODALITIES:
+            if self.input_rates[m].low:
+                kv[f"{m} rate far below the sensor's"] = f"{self.input_rates[m].sensor_hz():.1f} Hz sent"
+        for kind, n in sorted(self.problems.totals.items()):
+            kv[f"bad input: {kind}"] = str(n)
+        return kv
+
+    @staticmethod
+    def pipeline_values(sync: Any, buffer: Any, modes: Any, worker: Any) -> dict[str, str]:
+        """Key/values of the active pipeline (synchroniser, context window, modes, worker)."""
+        kv = {"dropped work (stale contexts)": str(worker.dropped if worker else 0)}
+        if sync is not None:
+            s = sync.stats
+            kv.update({"synced pairs": str(s.pairs), "sync misses colour": str(s.unmatched_color),
+                       "sync misses depth": str(s.unmatched_depth),
+                       "sync |dt| mean (ms)": f"{s.mean_abs_dt_ns / 1e6:.1f}"})
+        if buffer is not None:
+            kv["context fill"] = f"{len(buffer)}/{buffer.length}"
+            kv["context dt (ms)"] = f"{buffer.measured_dt_ns() / 1e6:.1f}"
+            kv["context resets"] = str(sum(buffer.resets.values()))
+        if modes is not None:
+            kv["dropouts colour"] = str(modes.dropouts["color"])
+            kv["dropouts depth"] = str(modes.dropouts["depth"])
+        return kv

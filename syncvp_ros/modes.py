@@ -15,6 +15,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numpy as np
+
 FULL, RGB_ONLY, DEPTH_ONLY, NONE = "full", "rgb_only", "depth_only", "none"
 MODES = (FULL, RGB_ONLY, DEPTH_ONLY, NONE)
 MODALITIES = ("color", "depth")
@@ -22,6 +24,23 @@ MODALITIES = ("color", "depth")
 # mode -> (needs colour, needs depth)
 NEEDS: dict[str, tuple[bool, bool]] = {FULL: (True, True), RGB_ONLY: (True, False),
                                        DEPTH_ONLY: (False, True), NONE: (False, False)}
+
+
+def depth_problem(depth: np.ndarray, invalid_threshold: float, color_hw: tuple[int, int] | None = None
+                  ) -> tuple[str, str] | None:
+    """``(kind, why)`` when a decoded depth frame cannot count as an arrival, else None.
+
+    Mostly invalid pixels (NaN, 0, inf) above ``invalid_threshold``; or, given the size of the colour it
+    should be registered to, another size: such depth never pairs, so it is missing, and after the
+    timeout the node predicts from colour alone instead of staying in ``full`` with nothing out.
+    """
+    invalid = 1.0 - float(np.count_nonzero(np.isfinite(depth) & (depth > 0))) / max(depth.size, 1)
+    if invalid > invalid_threshold:
+        return "depth_invalid", f"{invalid:.0%} invalid pixels > depth_invalid_threshold {invalid_threshold}"
+    if color_hw is not None and tuple(depth.shape[:2]) != tuple(color_hw):
+        return "size_mismatch", (f"depth {depth.shape[1]}x{depth.shape[0]} differs from colour "
+                                 f"{color_hw[1]}x{color_hw[0]}")
+    return None
 
 
 @dataclass(frozen=True)
@@ -116,6 +135,10 @@ class ModeTracker:
                 self.dropouts[m] += 1
         reason = "; ".join(self.describe(m, now_s) for m in MODALITIES)
         return Transition(old, new, reason)
+
+    def ever_seen(self, modality: str) -> bool:
+        """Whether a usable frame of ``modality`` ever arrived (start-up before the camera is normal)."""
+        return self._streams[modality].seen_usable
 
     def force_excludes(self, modality: str) -> bool:
         return self.force == ("depth_only" if modality == "color" else "rgb_only")

@@ -8,7 +8,8 @@ This table is the single source of truth. It feeds:
 * the parameter section of ``docs/node.md`` (:func:`render_markdown`),
 * the defaults shown by ``launch/predict.launch.py``.
 
-ROS-free on purpose: tests, docs and the launch file import it without rclpy.
+ROS-free on purpose: tests, docs and the launch file import it without rclpy (:func:`descriptor` imports
+the ROS message types only when called).
 
 ``scope`` says when a change takes effect:
 
@@ -25,6 +26,7 @@ Regenerate the derived files after editing the table::
 """
 from __future__ import annotations
 
+import difflib
 import math
 import sys
 from dataclasses import dataclass
@@ -170,6 +172,43 @@ def check(name: str, value: Any) -> str | None:
     if spec.name.endswith("_topic") and not _valid_topic(value):
         return f"{name}={value!r} is not a valid topic name"
     return None
+
+
+# Parameters every rclpy node has; not in the table but never "unknown".
+ROS_STANDARD = ("use_sim_time", "start_type_description_service")
+
+
+def unknown_names(names: list[str]) -> list[str]:
+    """One line per name that is neither in the table nor a standard ROS parameter, with the closest
+    known name when there is one (a typo in a params file or ``-p`` is otherwise ignored silently)."""
+    lines = []
+    for name in names:
+        if name in BY_NAME or name in ROS_STANDARD or name.startswith("qos_overrides."):
+            continue
+        near = difflib.get_close_matches(name, list(BY_NAME), n=1, cutoff=0.6)
+        lines.append(f"unknown parameter {name!r} ignored" + (f"; did you mean {near[0]!r}?" if near else
+                                                            "; python -m syncvp_ros.params --yaml lists them"))
+    return lines
+
+
+def descriptor(spec: ParamSpec) -> Any:
+    """The ROS ``ParameterDescriptor`` of a table entry (description, type, range, read-only)."""
+    from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor, ParameterType
+
+    ros_type = {str: ParameterType.PARAMETER_STRING, int: ParameterType.PARAMETER_INTEGER,
+                float: ParameterType.PARAMETER_DOUBLE, bool: ParameterType.PARAMETER_BOOL}[spec.type]
+    d = ParameterDescriptor(name=spec.name, type=ros_type, read_only=spec.read_only)
+    unit = f" [{spec.unit}]" if spec.unit else ""
+    scope = {"runtime": "", "configure": " Applied at configure.", "read_only": ""}[spec.scope]
+    d.description = f"{spec.description}{unit}{scope}"
+    if spec.choices:
+        d.additional_constraints = "one of: " + ", ".join(spec.choices)
+    if spec.range is not None and spec.type is int:
+        d.integer_range = [IntegerRange(from_value=int(spec.range[0]), to_value=int(spec.range[1]), step=0)]
+    if spec.range is not None and spec.type is float:
+        d.floating_point_range = [FloatingPointRange(from_value=float(spec.range[0]),
+                                                     to_value=float(spec.range[1]), step=0.0)]
+    return d
 
 
 def _valid_device(value: str) -> bool:

@@ -5,10 +5,14 @@ A thin adapter. The logic lives in ROS-free modules this file wires together:
 * :mod:`syncvp_core.data.encodings` (via :mod:`.ros_io`): message <-> array, 16UC1 mm / 32FC1 m;
 * :mod:`syncvp_core.data.sync`: colour/depth pairing by stamp;
 * :mod:`.context`: the context window spaced at the model's frame interval, output stamps;
-* :mod:`.modes`: dropout detection and the guidance mode (full / rgb_only / depth_only / none);
+* :mod:`.modes`: dropout detection, usable frames and the guidance mode (full / rgb_only / depth_only / none);
 * :mod:`.worker`: the inference thread with a latest-only slot, latency and rate statistics;
-* :mod:`.health`: the diagnostics summary and rate-limited problem logging;
-* :mod:`.params`: every parameter, declared once.
+* :mod:`.health`: counters, stall and input-rate watches, the diagnostics summary, rate-limited logging;
+* :mod:`.params`: every parameter and its ROS descriptor, declared once.
+
+Data path: one image callback for both modalities (:meth:`PredictorNode._on_image`) -> pairing ->
+context window -> worker -> :meth:`~PredictorNode._predict` -> :meth:`~PredictorNode._publish`, which
+publishes every horizon step through :meth:`~PredictorNode._publish_step`.
 
 Lifecycle (``autostart`` = true does configure + activate in :func:`main`):
 
@@ -31,14 +35,8 @@ from typing import Any
 
 import numpy as np
 import rclpy
-from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
-from rcl_interfaces.msg import (
-    FloatingPointRange,
-    IntegerRange,
-    ParameterDescriptor,
-    ParameterType,
-    SetParametersResult,
-)
+from diagnostic_msgs.msg import DiagnosticArray
+from rcl_interfaces.msg import SetParametersResult
 from rclpy.event_handler import PublisherEventCallbacks, SubscriptionEventCallbacks
 from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
@@ -53,28 +51,23 @@ from syncvp_core.imageops import resize_depth, resize_rgb
 
 from . import context as ctx
 from . import health, params, ros_io
-from .modes import DEPTH_ONLY, NEEDS, NONE, RGB_ONLY, ModeTracker
-from .worker import LatencyStats, RateMeter, Worker
+from .modes import DEPTH_ONLY, MODALITIES, NEEDS, NONE, RGB_ONLY, ModeTracker, depth_problem
+from .worker import Worker
 
 NODE_NAME = "syncvp"
-_ROS_TYPES = {str: ParameterType.PARAMETER_STRING, int: ParameterType.PARAMETER_INTEGER,
-              float: ParameterType.PARAMETER_DOUBLE, bool: ParameterType.PARAMETER_BOOL}
+# The guidance mode that conditions on one modality alone, and the Frame field that carries it.
+_SOLO = {"color": RGB_ONLY, "depth": DEPTH_ONLY}
+_FIELD = {"color": "rgb", "depth": "depth"}
+_SIZE_FIX = ("Depth must be registered to colour (e.g. RealSense align_depth); allow_size_mismatch:=true "
+             "resizes depth to the colour size")
 
 
-def descriptor(spec: params.ParamSpec) -> ParameterDescriptor:
-    """ROS descriptor of a table entry (description, type, range, read-only)."""
-    d = ParameterDescriptor(name=spec.name, type=_ROS_TYPES[spec.type], read_only=spec.read_only)
-    unit = f" [{spec.unit}]" if spec.unit else ""
-    scope = {"runtime": "", "configure": " Applied at configure.", "read_only": ""}[spec.scope]
-    d.description = f"{spec.description}{unit}{scope}"
-    if spec.choices:
-        d.additional_constraints = "one of: " + ", ".join(spec.choices)
-    if spec.range is not None and spec.type is int:
-        d.integer_range = [IntegerRange(from_value=int(spec.range[0]), to_value=int(spec.range[1]), step=0)]
-    if spec.range is not None and spec.type is float:
-        d.floating_point_range = [FloatingPointRange(from_value=float(spec.range[0]),
-                                                     to_value=float(spec.range[1]), step=0.0)]
-    return d
+class _Interrupted(BaseException):
+    """A signal arrived during configure (warm-up): leave the transition without completing it.
+
+    A BaseException on purpose: rclpy's lifecycle wrapper turns an Exception into a failed transition and
+    then fails again (and logs it) completing that transition on a context that is shut down.
+    """
 
 
 @dataclass
@@ -89,6 +82,14 @@ class _Job:
     submitted: float = 0.0  # time.perf_counter() when the context became ready
 
 
+@dataclass
+class _Prediction:
+    rgb: np.ndarray  # (K, H, W, 3) uint8 at the output size
+    depth: np.ndarray  # (K, H, W) float32 metres
+    started: float  # time.perf_counter() around the predict call
+    finished: float
+
+
 class PredictorNode(LifecycleNode):
     def __init__(self, node_name: str = NODE_NAME, **kwargs: Any):
         super().__init__(node_name, **kwargs)
@@ -98,19 +99,14 @@ class PredictorNode(LifecycleNode):
         # Validation is registered first so that initial values (overrides, params files) are checked too.
         self.add_on_set_parameters_callback(self._validate_params)
         for spec in params.PARAMS:
-            self._p[spec.name] = self.declare_parameter(spec.name, spec.default, descriptor(spec)).value
+            self._p[spec.name] = self.declare_parameter(spec.name, spec.default, params.descriptor(spec)).value
         self.add_post_set_parameters_callback(self._apply_params)
 
         self.predictor = None
         self.configure_error = ""
         self._enabled = True
-        self._problems = health.ProblemLog()
-        self._latency = LatencyStats()  # inference (predict call)
-        self._age = LatencyStats()  # end to end: publish time - newest input stamp
-        self._rates = {"color": RateMeter(), "depth": RateMeter(), "predictions": RateMeter()}
-        self._predictions = 0
-        self._lazy_skips = 0
-        self._qos_incompatible = 0
+        self._warmup_s = 0.0  # one warm-up inference: the expected latency before the first prediction
+        self.monitor = health.Monitor(time.monotonic())  # counters, stall and rate watches (public)
         self._reset_run_state()
 
         # Always-on interfaces: diagnostics and status must explain an inactive or failed node too.
@@ -131,8 +127,8 @@ class PredictorNode(LifecycleNode):
         self._pubs: list[tuple[Any, Any, Any]] = []  # per horizon step: (color, depth, camera_info)
         self._mode_timer = None
         self._infos: dict[str, CameraInfo | None] = {"color": None, "depth": None}
+        self._color_hw: tuple[int, int] | None = None  # size of the newest colour frame
         self._frame_id = ""
-        self._last_status: dict[str, Any] = {}
 
     # ============================================================================ parameters
     def _validate_params(self, changes: list[rclpy.parameter.Parameter]) -> SetParametersResult:
@@ -163,6 +159,11 @@ class PredictorNode(LifecycleNode):
             elif p.name == "predict_rate_hz" and self.worker is not None:
                 self.worker.min_period_s = 1.0 / value if value > 0 else 0.0
 
+    def warn_unknown_parameters(self, names: list[str]) -> None:
+        """Start-up overrides that match no parameter (typos) are otherwise ignored without a word."""
+        for line in params.unknown_names(names):
+            self.get_logger().warning(line)
+
     # ============================================================================ lifecycle
     def on_configure(self, state: LifecycleState) -> TransitionCallbackReturn:
         """Load model + backend. FAILURE (-> unconfigured, node alive) with the reason on any error."""
@@ -170,21 +171,7 @@ class PredictorNode(LifecycleNode):
         device = self._resolve_device(self._p["device"])
         what = f"checkpoint={checkpoint or '<shipped default>'!r} backend={backend!r} device={device!r}"
         try:
-            from syncvp_core.predictor import Predictor
-
-            if self._p["torch_threads"] > 0:
-                import torch
-
-                torch.set_num_threads(int(self._p["torch_threads"]))
-
-            if checkpoint.startswith("random:"):
-                self.get_logger().warning(
-                    f"checkpoint={checkpoint!r}: randomly initialised model; predictions are noise "
-                    "(tests and benchmarks only)")
-                pred = Predictor.from_config(checkpoint[len("random:"):], seed=0, device=device,
-                                             backend=backend)
-            else:
-                pred = Predictor.from_checkpoint(checkpoint or None, device=device, backend=backend)
+            pred = self._load(checkpoint, backend, device)
             self._warm_up(pred)
         except Exception as e:  # any failure to load must leave the node alive and reconfigurable
             self.configure_error = f"cannot load the model ({what}): {type(e).__name__}: {e}"
@@ -199,6 +186,20 @@ class PredictorNode(LifecycleNode):
             f"configured: model {pred.model_name} ({pred.context_frames} context -> horizon "
             f"{self._horizon()} frames at {pred.frame_rate_hz:g} Hz), backend {pred.backend_name}, {what}")
         return TransitionCallbackReturn.SUCCESS
+
+    def _load(self, checkpoint: str, backend: str, device: str):
+        from syncvp_core.predictor import Predictor
+
+        if self._p["torch_threads"] > 0:
+            import torch
+
+            torch.set_num_threads(int(self._p["torch_threads"]))
+        if checkpoint.startswith("random:"):
+            self.get_logger().warning(
+                f"checkpoint={checkpoint!r}: randomly initialised model; predictions are noise "
+                "(tests and benchmarks only)")
+            return Predictor.from_config(checkpoint[len("random:"):], seed=0, device=device, backend=backend)
+        return Predictor.from_checkpoint(checkpoint or None, device=device, backend=backend)
 
     def _resolve_device(self, device: str) -> str:
         if device != "auto":
@@ -216,9 +217,12 @@ class PredictorNode(LifecycleNode):
         rgb = np.zeros((t, h, w, 3), np.uint8)
         depth = np.ones((t, h, w), np.float32)
         t0 = time.perf_counter()
-        for _ in range(n):
+        for i in range(n):
+            if not self.context.ok():  # SIGTERM/SIGINT shut the context down: stop after this run
+                raise _Interrupted(f"signal during warm-up run {i + 1}/{n}")
             pred.predict(rgb, depth, horizon=self._horizon(pred), steps=self._p["steps"] or None, seed=0)
-        self.get_logger().info(f"warm-up: {n} inference(s) in {time.perf_counter() - t0:.2f} s")
+        self._warmup_s = (time.perf_counter() - t0) / n
+        self.get_logger().info(f"warm-up: {n} inference(s) in {self._warmup_s * n:.2f} s")
 
     def _horizon(self, pred=None) -> int:
         pred = pred or self.predictor
@@ -243,6 +247,7 @@ class PredictorNode(LifecycleNode):
         self.buffer = ctx.ContextBuffer(pred.context_frames, 1.0 / rate, stride=p["context_stride"],
                                          backwards_tolerance_s=max(p["sync_slop"], 1e-3))
         self.modes = ModeTracker(p["dropout_timeout"], self._now_s(), force=p["force_mode"])
+        self.monitor.stall.progress(time.monotonic(), self._progress())
         in_qos = ros_io.qos_profile(p["input_qos"], p["input_qos_depth"])
         out_qos = ros_io.qos_profile(p["output_qos"], p["output_qos_depth"])
         for k in range(1, self._horizon() + 1):
@@ -250,22 +255,22 @@ class PredictorNode(LifecycleNode):
                 self.create_publisher(t, f"~/pred/h{k}/{name}", out_qos,
                                       event_callbacks=self._pub_events(f"~/pred/h{k}/{name}"))
                 for t, name in ((Image, "color/image"), (Image, "depth/image"), (CameraInfo, "camera_info"))))
-        subs = ((Image, p["color_topic"], self._on_color), (Image, p["depth_topic"], self._on_depth),
-                (CameraInfo, p["color_info_topic"], lambda m: self._on_info("color", m)),
-                (CameraInfo, p["depth_info_topic"], lambda m: self._on_info("depth", m)))
-        for msg_type, topic, cb in subs:
-            self._subs.append(self.create_subscription(msg_type, topic, cb, in_qos,
-                                                       event_callbacks=self._sub_events(topic)))
+        for which in MODALITIES:
+            self._subscribe(Image, p[f"{which}_topic"], lambda m, w=which: self._on_image(w, m), in_qos)
+            self._subscribe(CameraInfo, p[f"{which}_info_topic"], lambda m, w=which: self._on_info(w, m), in_qos)
         self.worker = Worker(self._run_job, on_error=self._on_job_error)
         self.worker.min_period_s = 1.0 / p["predict_rate_hz"] if p["predict_rate_hz"] > 0 else 0.0
         self.worker.start()
-        # Dropouts must be noticed while nothing arrives at all, so the mode is also checked on a timer.
-        self._mode_timer = self.create_timer(min(0.1, p["dropout_timeout"] / 4), self._update_mode)
+        # Dropouts and stalls must be noticed while nothing arrives at all, so they are checked on a timer.
+        self._mode_timer = self.create_timer(min(0.1, p["dropout_timeout"] / 4), self._on_timer)
         self.get_logger().info(
             f"active: colour {p['color_topic']}, depth {p['depth_topic']} ({p['input_qos']}); publishing "
             f"{self.get_fully_qualified_name()}/pred/h1..h{self._horizon()}; context {pred.context_frames} "
             f"frames every {1.0 / rate:.3f} s" + (f" (stride {p['context_stride']})" if p["context_stride"]
                                                    else ""))
+
+    def _subscribe(self, msg_type: Any, topic: str, cb: Any, qos: QoSProfile) -> None:
+        self._subs.append(self.create_subscription(msg_type, topic, cb, qos, event_callbacks=self._sub_events(topic)))
 
     def on_deactivate(self, state: LifecycleState) -> TransitionCallbackReturn:
         self._teardown()
@@ -327,7 +332,7 @@ class PredictorNode(LifecycleNode):
     # ============================================================================ QoS events
     def _sub_events(self, topic: str) -> SubscriptionEventCallbacks:
         def incompatible(info) -> None:
-            self._qos_incompatible += 1
+            self.monitor.qos_incompatible += 1
             self.get_logger().warning(
                 f"input {topic}: a publisher offers an incompatible QoS (policy id {info.last_policy_kind}, "
                 f"{info.total_count} so far); nothing is received from it. input_qos={self._p['input_qos']}"
@@ -337,7 +342,7 @@ class PredictorNode(LifecycleNode):
 
     def _pub_events(self, topic: str) -> PublisherEventCallbacks:
         def incompatible(info) -> None:
-            self._qos_incompatible += 1
+            self.monitor.qos_incompatible += 1
             self.get_logger().warning(
                 f"output {topic}: a subscriber requests an incompatible QoS (policy id "
                 f"{info.last_policy_kind}); output_qos={self._p['output_qos']}")
@@ -348,73 +353,64 @@ class PredictorNode(LifecycleNode):
         return self.get_clock().now().nanoseconds * 1e-9
 
     def _problem(self, kind: str, message: str) -> None:
-        line = self._problems.report(kind, message, time.monotonic())
+        line = self.monitor.problems.report(kind, message, time.monotonic())
         if line is not None:
             self.get_logger().warning(line)
 
     def _on_info(self, which: str, msg: CameraInfo) -> None:
         self._infos[which] = msg
 
-    def _on_color(self, msg: Image) -> None:
+    def _on_image(self, which: str, msg: Image) -> None:
+        """Colour and depth alike: decode, judge usability (dropout modes), pair, feed the context."""
         if self.modes is None:
             return
         now = self._now_s()
-        self._rates["color"].tick(time.monotonic())
-        try:
-            rgb = ros_io.color_from_msg(msg)
-        except EncodingError as e:
-            self.modes.record("color", now, usable=False, problem=str(e))
-            self._problem("color_encoding", f"colour frame on {self._p['color_topic']} ignored: {e}")
-            self._update_mode()
-            return
-        self.modes.record("color", now, usable=True)
-        self._update_mode()
         stamp = ros_io.stamp_ns(msg.header)
-        self._frame_id = msg.header.frame_id or self._frame_id
-        if not self.modes.force_excludes("color"):
-            for pair in self.sync.add_color(stamp, rgb):
+        self.monitor.frame_received(which, stamp, time.monotonic())
+        image = self._decode(which, msg, now)
+        self._update_mode()
+        if image is None:
+            return
+        if which == "color" or not self._frame_id:
+            self._frame_id = msg.header.frame_id or self._frame_id
+        if not self.modes.force_excludes(which):
+            add = self.sync.add_color if which == "color" else self.sync.add_depth
+            for pair in add(stamp, image):
                 self._on_pair(pair)
-        if self.modes.mode == RGB_ONLY:
-            self._push(ctx.Frame(stamp, rgb=rgb))
+        if self.modes.mode == _SOLO[which]:
+            self._push(ctx.Frame(stamp, **{_FIELD[which]: image}))
 
-    def _on_depth(self, msg: Image) -> None:
-        if self.modes is None:
-            return
-        now = self._now_s()
-        self._rates["depth"].tick(time.monotonic())
+    def _decode(self, which: str, msg: Image, now: float) -> np.ndarray | None:
+        """The frame as an array, or None when unusable (counted, and recorded as missing for the modes)."""
+        topic = self._p[f"{which}_topic"]
         try:
-            depth = ros_io.depth_from_msg(msg)
+            image = ros_io.color_from_msg(msg) if which == "color" else ros_io.depth_from_msg(msg)
         except EncodingError as e:
-            self.modes.record("depth", now, usable=False, problem=str(e))
-            self._problem("depth_encoding", f"depth frame on {self._p['depth_topic']} ignored: {e}")
-            self._update_mode()
-            return
-        invalid = 1.0 - float(np.count_nonzero(np.isfinite(depth) & (depth > 0))) / max(depth.size, 1)
-        if invalid > self._p["depth_invalid_threshold"]:
-            why = f"{invalid:.0%} invalid pixels > depth_invalid_threshold {self._p['depth_invalid_threshold']}"
-            self.modes.record("depth", now, usable=False, problem=why)
-            self._problem("depth_invalid", f"depth frame on {self._p['depth_topic']} unusable: {why}")
-            self._update_mode()
-            return
-        self.modes.record("depth", now, usable=True)
-        self._update_mode()
-        stamp = ros_io.stamp_ns(msg.header)
-        if not self.modes.force_excludes("depth"):
-            for pair in self.sync.add_depth(stamp, depth):
-                self._on_pair(pair)
-        if self.modes.mode == DEPTH_ONLY:
-            if not self._frame_id:
-                self._frame_id = msg.header.frame_id
-            self._push(ctx.Frame(stamp, depth=depth))
+            return self._unusable(which, now, f"{which}_encoding", str(e), f"{which} frame on {topic} ignored")
+        if which == "color":
+            self._color_hw = image.shape[:2]
+        else:
+            # Only colour that is there now defines the size depth must have (depth_only keeps working).
+            check_size = not self._p["allow_size_mismatch"] and self.modes.present("color", now)
+            bad = depth_problem(image, self._p["depth_invalid_threshold"], self._color_hw if check_size else None)
+            if bad is not None:
+                fix = _SIZE_FIX if bad[0] == "size_mismatch" else ""
+                return self._unusable(which, now, bad[0], bad[1], f"depth frame on {topic} unusable", fix)
+        self.modes.record(which, now, usable=True)
+        return image
+
+    def _unusable(self, which: str, now: float, kind: str, why: str, what: str, fix: str = "") -> None:
+        self.modes.record(which, now, usable=False, problem=why)
+        self._problem(kind, f"{what}: {why}" + (f". {fix}" if fix else ""))
+        return None
 
     def _on_pair(self, pair) -> None:
         rgb, depth = pair.color, pair.depth
         if rgb.shape[:2] != depth.shape[:2]:
             if not self._p["allow_size_mismatch"]:
-                self._problem("size_mismatch",
-                              f"colour {rgb.shape[1]}x{rgb.shape[0]} and depth {depth.shape[1]}x{depth.shape[0]} "
-                              "differ: pair dropped. Depth must be registered to colour (e.g. RealSense "
-                              "align_depth); allow_size_mismatch:=true resizes depth to the colour size")
+                # Only when the colour size changed between a depth frame and its partner.
+                self._problem("size_mismatch", f"colour {rgb.shape[1]}x{rgb.shape[0]} and depth "
+                                               f"{depth.shape[1]}x{depth.shape[0]} differ: pair dropped")
                 return
             depth = resize_depth(depth, rgb.shape[:2])
         self._push(ctx.Frame(pair.color_stamp_ns, rgb=rgb, depth=depth))
@@ -439,9 +435,20 @@ class PredictorNode(LifecycleNode):
         if result in ctx.CHANGED:
             self._maybe_submit()
 
+    # ============================================================================ modes and stalls
+    def _on_timer(self) -> None:
+        self._update_mode()
+        self._check_stall()
+
     def _update_mode(self) -> None:
         if self.modes is not None:
             self._log_transition(self.modes.update(self._now_s()))
+
+    def _awaiting_first_input(self) -> str:
+        """What start-up still waits for, or "" once any input arrived (then silence is a dropout)."""
+        if self.modes is None or any(self.modes.ever_seen(m) for m in MODALITIES):
+            return ""
+        return f"no frame yet on {self._p['color_topic']} or {self._p['depth_topic']}"
 
     def _log_transition(self, tr) -> None:
         if tr is None:
@@ -449,16 +456,56 @@ class PredictorNode(LifecycleNode):
         if tr.new == NONE:
             if self.worker is not None:
                 self.worker.discard_pending()
-            self.get_logger().error(f"{tr}: no predictions until a sensor returns")
+            waiting = self._awaiting_first_input()
+            if waiting:  # start-up before the camera publishes is normal, not an error (issue 14.6)
+                self.get_logger().info(f"waiting for the camera: {waiting}")
+            else:
+                self.get_logger().error(f"{tr}: no predictions until a sensor returns")
         elif tr.new in (RGB_ONLY, DEPTH_ONLY):
             self.get_logger().warning(f"{tr}: predicting both modalities from the remaining one")
         else:
             self.get_logger().info(str(tr))
         self._publish_status(event="mode")
 
+    def _progress(self) -> health.Progress:
+        if self.sync is None:
+            return health.Progress(problems=dict(self.monitor.problems.totals))
+        s = self.sync.stats
+        return health.Progress(pairs=s.pairs, misses={"color": s.unmatched_color, "depth": s.unmatched_depth},
+                               resets=sum(self.buffer.resets.values()),
+                               problems=dict(self.monitor.problems.totals))
+
+    def _predictions_expected(self) -> bool:
+        return (self._state == "active" and self._enabled and self.modes is not None
+                and self.modes.mode != NONE and (self._p["always_predict"] or self.has_subscribers()))
+
+    def _check_stall(self) -> None:
+        """Health from what is published: WARN, then ERROR, when inputs arrive and nothing comes out."""
+        if self.worker is None:
+            return
+        mono = time.monotonic()
+        latency = self.monitor.latency.p95 or self._warmup_s
+        if not self._predictions_expected() or (not latency and self.worker.busy):
+            # Nothing expected, or the first inference is running and its duration is not known yet.
+            self._log_resumed(self.monitor.stall.progress(mono, self._progress()))
+            return
+        interval = max(self.buffer.interval_ns * 1e-9, self.buffer.input_period_ns * 1e-9, latency,
+                       self.worker.min_period_s)
+        fill = self.buffer.length * self.buffer.interval_ns * 1e-9 + self._p["dropout_timeout"]
+        _, line = self.monitor.stall.check(mono, interval, fill, self._progress(), self.worker.busy_for(mono))
+        if line is not None:
+            (self.get_logger().error if line.startswith("ERROR") else self.get_logger().warning)(line)
+
+    def _log_resumed(self, line: str | None) -> None:
+        if line is not None:
+            self.get_logger().info(line)
+
     # ============================================================================ inference
-    def _has_subscribers(self) -> bool:
+    def has_subscribers(self) -> bool:
+        """Whether anyone listens to a prediction topic (the node is lazy otherwise)."""
         return any(pub.get_subscription_count() > 0 for triple in self._pubs for pub in triple)
+
+    _has_subscribers = has_subscribers  # the name the test harness and online evaluation use
 
     def _maybe_submit(self) -> None:
         mode = self.modes.mode
@@ -467,8 +514,8 @@ class PredictorNode(LifecycleNode):
         window = self.buffer.window(*NEEDS[mode])
         if window is None:
             return
-        if not self._p["always_predict"] and not self._has_subscribers():
-            self._lazy_skips += 1
+        if not self._p["always_predict"] and not self.has_subscribers():
+            self.monitor.lazy_skips += 1
             return
         seed = self._p["seed"] if self._p["seed"] >= 0 else random.randrange(2**31)
         info = self._infos["color"] if mode != DEPTH_ONLY else self._infos["depth"]
@@ -477,6 +524,10 @@ class PredictorNode(LifecycleNode):
                                 info, int(self._p["steps"]), seed, time.perf_counter()))
 
     def _run_job(self, job: _Job) -> None:
+        self._publish(job, self._predict(job))
+
+    def _predict(self, job: _Job) -> _Prediction:
+        """Inference on the job's context, resized to the output size."""
         need_rgb, need_depth = NEEDS[job.mode]
         rgb = np.stack([f.rgb for f in job.frames]) if need_rgb else None
         depth = np.stack([f.depth for f in job.frames]) if need_depth else None
@@ -484,34 +535,43 @@ class PredictorNode(LifecycleNode):
         out = self.predictor.predict(rgb, depth, horizon=len(job.stamps_ns), steps=job.steps or None,
                                      seed=job.seed)
         t1 = time.perf_counter()
-        self._latency.add(t1 - t0)
         pred_rgb, pred_depth = out.rgb, out.depth
         oh, ow = int(self._p["output_height"]), int(self._p["output_width"])
         if oh or ow:
             size = (oh or pred_rgb.shape[1], ow or pred_rgb.shape[2])
             pred_rgb, pred_depth = resize_rgb(pred_rgb, size), resize_depth(pred_depth, size)
-        out_hw = pred_rgb.shape[1:3]
+        return _Prediction(pred_rgb, pred_depth, t0, t1)
+
+    def _publish(self, job: _Job, pred: _Prediction) -> None:
+        """Every horizon step's outputs, then the statistics and the ~/status line of this prediction."""
         with self._lock:
             if not self._pubs or not self.context.ok():  # deactivated or shutting down while predicting
                 return
-            for k, (stamp, (pub_c, pub_d, pub_i)) in enumerate(zip(job.stamps_ns, self._pubs)):
+            for k, stamp in enumerate(job.stamps_ns):
                 header = Header(frame_id=job.frame_id)
                 ros_io.set_stamp(header, stamp)
-                if pub_c.get_subscription_count() or self._p["always_predict"]:
-                    pub_c.publish(ros_io.color_msg(pred_rgb[k], header))
-                if pub_d.get_subscription_count() or self._p["always_predict"]:
-                    pub_d.publish(ros_io.depth_msg(pred_depth[k], header, self._p["depth_encoding"]))
-                if job.camera_info is not None and (pub_i.get_subscription_count() or self._p["always_predict"]):
-                    pub_i.publish(ros_io.scaled_camera_info(job.camera_info, out_hw, header))
-        self._predictions += 1
-        now = self._now_s()
-        self._rates["predictions"].tick(time.monotonic())
-        self._age.add(now - job.frames[-1].stamp_ns * 1e-9)
+                self._publish_step(k, header, job, pred)
+        mono = time.monotonic()
+        self.monitor.published(mono, pred.finished - pred.started, self._now_s() - job.frames[-1].stamp_ns * 1e-9)
+        self._log_resumed(self.monitor.stall.progress(mono, self._progress()))
         t2 = time.perf_counter()
         # Where the time went: waiting for the worker, inference, encoding + publishing the outputs.
         self._publish_status(event="prediction", stamp_ns=job.frames[-1].stamp_ns, used_mode=job.mode,
-                             latency_ms=round((t1 - t0) * 1e3, 2), queue_ms=round((t0 - job.submitted) * 1e3, 2),
-                             publish_ms=round((t2 - t1) * 1e3, 2))
+                             latency_ms=round((pred.finished - pred.started) * 1e3, 2),
+                             queue_ms=round((pred.started - job.submitted) * 1e3, 2),
+                             publish_ms=round((t2 - pred.finished) * 1e3, 2))
+
+    def _publish_step(self, k: int, header: Header, job: _Job, pred: _Prediction) -> None:
+        """Horizon step ``k`` (0-based, topics h{k+1}): colour, depth, camera_info. Outputs without a
+        subscriber are not encoded. Further per-step outputs belong here."""
+        pub_c, pub_d, pub_i = self._pubs[k]
+        always = self._p["always_predict"]
+        if pub_c.get_subscription_count() or always:
+            pub_c.publish(ros_io.color_msg(pred.rgb[k], header))
+        if pub_d.get_subscription_count() or always:
+            pub_d.publish(ros_io.depth_msg(pred.depth[k], header, self._p["depth_encoding"]))
+        if job.camera_info is not None and (pub_i.get_subscription_count() or always):
+            pub_i.publish(ros_io.scaled_camera_info(job.camera_info, pred.rgb.shape[1:3], header))
 
     def _on_job_error(self, e: BaseException) -> None:
         if not self.context.ok():
@@ -530,13 +590,12 @@ class PredictorNode(LifecycleNode):
     def _publish_status(self, event: str = "heartbeat", **extra: Any) -> None:
         status = {"event": event, "state": self._state, "enabled": self._enabled,
                   "mode": self.modes.mode if self.modes is not None else NONE,
-                  "predictions": self._predictions}
+                  "predictions": self.monitor.predictions}
         if self.modes is not None:
-            status["conditioned_on"] = [m for m, need in zip(("color", "depth"), NEEDS[status["mode"]]) if need]
+            status["conditioned_on"] = [m for m, need in zip(MODALITIES, NEEDS[status["mode"]]) if need]
         status.update(extra)
         if "used_mode" in status:
-            status["conditioned_on"] = [m for m, need in zip(("color", "depth"), NEEDS[status["used_mode"]])
-                                        if need]
+            status["conditioned_on"] = [m for m, need in zip(MODALITIES, NEEDS[status["used_mode"]]) if need]
         try:
             self._status_pub.publish(String(data=json.dumps(status)))
         except Exception:  # context already shut down (SIGINT while the worker finishes): nothing to say
@@ -546,59 +605,40 @@ class PredictorNode(LifecycleNode):
         """The current health and key/values (also used by tests)."""
         mode = self.modes.mode if self.modes is not None else NONE
         waiting = self.buffer is not None and len(self.buffer) < self.buffer.length
-        h = health.assess(self._state, mode, self._enabled, self.configure_error, self._problems.take_recent(),
-                          waiting)
-        mono = time.monotonic()
-        ms = lambda v: "n/a" if v is None else f"{v * 1e3:.1f}"  # noqa: E731
+        stall = self.monitor.stall.verdict if self._predictions_expected() else None
+        h = health.assess(self._state, mode, self._enabled, self.configure_error,
+                          self.monitor.problems.take_recent(), waiting, stall, self._awaiting_first_input())
         pred = self.predictor
-        kv = {
-            "state": self._state, "mode": mode, "enabled": str(self._enabled),
-            "backend": getattr(pred, "backend_name", "n/a"), "model": getattr(pred, "model_name", "n/a"),
-            "checkpoint": self._p["checkpoint"] or "<shipped default>",
-            "color rate (Hz)": f"{self._rates['color'].rate(mono):.1f}",
-            "depth rate (Hz)": f"{self._rates['depth'].rate(mono):.1f}",
-            "prediction rate (Hz)": f"{self._rates['predictions'].rate(mono):.1f}",
-            "predictions": str(self._predictions),
-            "inference latency p50 (ms)": ms(self._latency.p50),
-            "inference latency p95 (ms)": ms(self._latency.p95),
-            "end-to-end age p50 (ms)": ms(self._age.p50),
-            "end-to-end age p95 (ms)": ms(self._age.p95),
-            "dropped work (stale contexts)": str(self.worker.dropped if self.worker else 0),
-            "skipped (no subscribers)": str(self._lazy_skips),
-            "incompatible QoS events": str(self._qos_incompatible),
-        }
-        if self.sync is not None:
-            s = self.sync.stats
-            kv.update({"synced pairs": str(s.pairs), "sync misses colour": str(s.unmatched_color),
-                       "sync misses depth": str(s.unmatched_depth),
-                       "sync |dt| mean (ms)": f"{s.mean_abs_dt_ns / 1e6:.1f}"})
-        if self.buffer is not None:
-            kv["context fill"] = f"{len(self.buffer)}/{self.buffer.length}"
-            kv["context dt (ms)"] = f"{self.buffer.measured_dt_ns() / 1e6:.1f}"
-            kv["context resets"] = str(sum(self.buffer.resets.values()))
-        if self.modes is not None:
-            kv["dropouts colour"] = str(self.modes.dropouts["color"])
-            kv["dropouts depth"] = str(self.modes.dropouts["depth"])
-        for kind, n in sorted(self._problems.totals.items()):
-            kv[f"bad input: {kind}"] = str(n)
+        kv = {"state": self._state, "mode": mode, "enabled": str(self._enabled),
+              "backend": getattr(pred, "backend_name", "n/a"), "model": getattr(pred, "model_name", "n/a"),
+              "checkpoint": self._p["checkpoint"] or "<shipped default>"}
+        kv.update(self.monitor.key_values(time.monotonic()))
+        kv.update(health.Monitor.pipeline_values(self.sync, self.buffer, self.modes, self.worker))
         return h, kv
 
     def _publish_diagnostics(self) -> None:
+        for line in self.monitor.rate_lines(time.monotonic(), {m: self._p[f"{m}_topic"] for m in MODALITIES}):
+            self.get_logger().warning(line)
         h, kv = self.diagnostics()
-        pred = self.predictor
-        st = DiagnosticStatus(level=bytes([h.level]), name=f"{self.get_fully_qualified_name()}: predictor",
-                              message=h.message, hardware_id=getattr(pred, "model_name", "") or "syncvp",
-                              values=[KeyValue(key=k, value=v) for k, v in kv.items()])
-        arr = DiagnosticArray(status=[st])
-        arr.header.stamp = self.get_clock().now().to_msg()
-        self._diag_pub.publish(arr)
+        name = f"{self.get_fully_qualified_name()}: predictor"
+        hw = getattr(self.predictor, "model_name", "") or "syncvp"
+        self._diag_pub.publish(ros_io.diagnostic_array(name, hw, h.level, h.message, kv, self.get_clock().now()))
         self._publish_status()
+
+
+def _start_up_overrides(node: PredictorNode) -> list[str]:
+    # rclpy keeps the -p / --params-file values for this node here; there is no public accessor.
+    return list(getattr(node, "_parameter_overrides", {}))
 
 
 def main(args: list[str] | None = None) -> int:
     from rclpy.exceptions import InvalidParameterTypeException, InvalidParameterValueException
 
-    rclpy.init(args=args)
+    try:
+        rclpy.init(args=args)
+    except rclpy._rclpy_pybind11.RCLError as e:  # an unreadable --params-file, a malformed --ros-args
+        print(f"[{NODE_NAME}] cannot start: {str(e).split(', at ')[0]}", file=__import__("sys").stderr)
+        return 2
     node = None
     executor = SingleThreadedExecutor()
     try:
@@ -608,6 +648,7 @@ def main(args: list[str] | None = None) -> int:
             # A bad value in --params-file / -p: a setup error, reported once with the parameter's name.
             rclpy.logging.get_logger(NODE_NAME).error(f"invalid parameter at start-up: {e}")
             return 2
+        node.warn_unknown_parameters(_start_up_overrides(node))
         executor.add_node(node)
         if node.get_parameter("autostart").value:
             if not node.autostart():
@@ -616,7 +657,7 @@ def main(args: list[str] | None = None) -> int:
         else:
             node.get_logger().info("autostart is false: waiting for lifecycle configure/activate")
         executor.spin()
-    except (KeyboardInterrupt, ExternalShutdownException):
+    except (KeyboardInterrupt, ExternalShutdownException, _Interrupted):
         pass
     finally:
         if node is not None:

@@ -1,11 +1,13 @@
 """Message <-> array glue for the node: thin wrappers over :mod:`syncvp_core.data.encodings`.
 
 The encodings module is the project's only image conversion; this file only moves message fields in and
-out of it, scales camera_info and builds QoS profiles from the ``*_qos`` parameter strings.
+out of it, scales camera_info, builds QoS profiles from the ``*_qos`` parameter strings and the
+``/diagnostics`` message.
 """
 from __future__ import annotations
 
 import numpy as np
+from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from rclpy.qos import (
     DurabilityPolicy,
     HistoryPolicy,
@@ -92,3 +94,13 @@ def stamp_ns(header) -> int:
 
 def set_stamp(header, ns: int) -> None:
     header.stamp.sec, header.stamp.nanosec = divmod(int(ns), 1_000_000_000)
+
+
+def diagnostic_array(name: str, hardware_id: str, level: int, message: str, values: dict[str, str],
+                     now) -> DiagnosticArray:
+    """One status (``level`` as in diagnostic_msgs: OK 0, WARN 1, ERROR 2) stamped ``now`` (a rclpy Time)."""
+    st = DiagnosticStatus(level=bytes([level]), name=name, message=message, hardware_id=hardware_id,
+                          values=[KeyValue(key=k, value=v) for k, v in values.items()])
+    arr = DiagnosticArray(status=[st])
+    arr.header.stamp = now.to_msg()
+    return arr

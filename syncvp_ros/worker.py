@@ -102,6 +102,10 @@ class Worker:
     def busy(self) -> bool:
         return self._busy.is_set()
 
+    def busy_for(self, now_s: float) -> float:
+        """Seconds the job in progress has been running (``time.monotonic`` clock); 0 when idle."""
+        return now_s - self._last_start if self._busy.is_set() else 0.0
+
     def start(self) -> None:
         self._thread.start()
 

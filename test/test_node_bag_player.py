@@ -85,7 +85,7 @@ def test_looping_bag_into_the_node_with_sim_time_resets_and_keeps_predicting(bag
         time.sleep(0.5)  # discovery
         t.start()
         try:
-            totals = h.node._problems.totals
+            totals = h.node.monitor.problems.totals
             assert h.wait_until(lambda: totals["backwards"] >= 1 and player.loops >= 2, 15)
             preds = [s for s in h.statuses() if s["event"] == "prediction"]
             assert preds and all(T0 <= p["stamp_ns"] <= T0 + S for p in preds)

@@ -153,7 +153,7 @@ def test_bad_input_is_logged_counted_and_the_node_keeps_predicting(harness):
     h.inject.extend(bad.values())
     assert h.wait_until(lambda: not h.inject, 5)
     time.sleep(0.3)
-    totals = h.node._problems.totals
+    totals = h.node.monitor.problems.totals
     for kind in ("color_encoding", "depth_encoding", "size_mismatch", "depth_invalid"):
         assert totals[kind] >= 1, kind
     assert totals["depth_encoding"] >= 2  # wrong encoding + truncated data
@@ -213,7 +213,7 @@ def test_enable_service_and_lazy_inference(harness):
     h = harness(record=())  # nobody subscribes to predictions
     h.stream(4)
     time.sleep(0.3)
-    assert h.node._lazy_skips > 0 and not predictions(h)
+    assert h.node.monitor.lazy_skips > 0 and not predictions(h)
     cli = h.driver.create_client(SetBool, "/syncvp/enable")
     assert cli.wait_for_service(timeout_sec=5)
     fut = cli.call_async(SetBool.Request(data=False))
@@ -246,7 +246,7 @@ def test_reliable_and_best_effort_publishers_reach_the_default_subscription(harn
 def test_incompatible_input_qos_is_reported(harness):
     h = harness(params={"input_qos": "RELIABLE"})
     h.stream(3)  # the harness publishes best effort
-    assert h.wait_until(lambda: h.node._qos_incompatible > 0, 5)
+    assert h.wait_until(lambda: h.node.monitor.qos_incompatible > 0, 5)
     assert int(h.node.diagnostics()[1]["incompatible QoS events"]) > 0
 
 
