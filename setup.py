@@ -67,5 +67,7 @@ setup(
             "predictor_node = syncvp_ros.predictor_node:main",
             "bag_player = syncvp_ros.bag_player:main",
         ],
+        # The core CLI's `eval-bag --online` looks this up (syncvp_core never imports syncvp_ros).
+        "syncvp.online_eval": ["node = syncvp_ros.online_eval:run_from_cli"],
     },
 )

@@ -22,6 +22,7 @@ COMMANDS: dict[str, str] = {
     "build-engine": "syncvp_core.export.cli:build_engine",
     "eval-bag": "syncvp_core.evaluation.cli:eval_bag",
     "eval-dataset": "syncvp_core.evaluation.cli:eval_dataset",
+    "eval-heldout": "syncvp_core.evaluation.cli:eval_heldout",
     "demo": "syncvp_core.evaluation.cli:demo",
 }
 

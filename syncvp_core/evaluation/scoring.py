@@ -19,11 +19,11 @@ import numpy as np
 import torch
 
 from .. import depth as depth_norm
+from ..pretrained import WeightsUnavailable
 from .baselines import Forecast
 from .methods import CEILING
 from .metrics import COLOUR_METRICS, DEPTH_METRICS, HorizonStats, depth_errors, psnr, ssim
 from .protocol import FVD_CLIP, EvalError, EvalProtocol
-from .weights import MetricUnavailable
 from .windows import Window
 
 Forecasts = dict[str, dict[str, Forecast | None]]  # scenario -> method -> forecast (None: it failed)
@@ -221,14 +221,14 @@ def load_metric_models(protocol: EvalProtocol, device: str = "cpu") -> tuple[Any
     else:
         try:
             lp = LPIPS.pretrained(device)
-        except MetricUnavailable as e:
+        except WeightsUnavailable as e:
             unavailable["lpips"] = str(e)
     if not protocol.fvd:
         unavailable["fvd"] = "disabled (--no-fvd)"
     else:
         try:
             i3d = I3D.pretrained(device)
-        except MetricUnavailable as e:
+        except WeightsUnavailable as e:
             unavailable["fvd"] = str(e)
     return lp, i3d, unavailable
 

@@ -24,6 +24,7 @@ from torch.utils.data import DistributedSampler
 from tqdm import tqdm
 
 from ..checkpoint import save_checkpoint
+from ..diffusion.losses import share_of
 from .config import OptimConfig
 from .dist import DistInfo, barrier, mean_across
 from .state import EMA, load_state, lr_factor, save_state, trainable
@@ -49,7 +50,7 @@ def micro_generator(seed: int, step: int, micro: int) -> torch.Generator:
 
 def shard(x, info: DistInfo):
     """This rank's share of a value drawn for the global batch (global position W*j + rank)."""
-    return x[info.rank :: info.world] if info.enabled else x
+    return share_of(x, info)
 
 
 class _Order:

@@ -4,9 +4,9 @@
   averaged over valid pixels only), optional LPIPS term on one random frame per clip (colour only).
   Clips are ``chunk_frames`` long, or with probability ``context_clip_fraction`` ``context_frames`` long,
   because the same autoencoder encodes contexts and futures.
-* ``single``: one :class:`BranchUNet` on cached latents, the objective of
-  :func:`syncvp_core.diffusion.losses.single_loss` (drawn for the global batch, see :mod:`.loop`).
-* ``joint``: :class:`SyncVPDenoiser`, the objective of :func:`~syncvp_core.diffusion.losses.joint_loss`
+* ``single``: one :class:`BranchUNet` on cached latents, trained with
+  :func:`syncvp_core.diffusion.losses.single_loss` (this rank's share of the global batch's draws).
+* ``joint``: :class:`SyncVPDenoiser`, trained with :func:`~syncvp_core.diffusion.losses.joint_loss`
   (shared noise, guidance modes), initialised strictly from the two single models.
 """
 from __future__ import annotations
@@ -20,8 +20,7 @@ from tqdm import tqdm
 
 from ..checkpoint import CheckpointError, load_checkpoint, load_into, save_checkpoint
 from ..config import ModelConfig
-from ..diffusion.guidance import presence, sample_modes
-from ..diffusion.losses import triplane_mse
+from ..diffusion.losses import joint_loss, single_loss
 from ..diffusion.schedule import NoiseSchedule
 from ..models.autoencoder import TriplaneAutoencoder
 from ..models.syncvp import SyncVPDenoiser, SyncVPModel
@@ -156,15 +155,6 @@ class Latents:
         return Triplane(*(self.t[f"{mod}.{role}.{p}"][i] for p in PLANES))
 
 
-def _global_like(z: Triplane, bg: int) -> Triplane:
-    return z.map(lambda p: torch.empty((bg, *p.shape[1:]), dtype=p.dtype))
-
-
-def _randn_global(like: Triplane, gen: torch.Generator, info: DistInfo, device) -> Triplane:
-    """Noise for the global batch (drawn on CPU, plane order xy, xt, yt), this rank's share on device."""
-    return like.map(lambda p: shard(torch.randn(p.shape, generator=gen, dtype=p.dtype), info).to(device))
-
-
 # ---------------------------------------------------------------------------------------------------------
 # Stage "single"
 
@@ -175,17 +165,8 @@ def single_task(cfg: ModelConfig, scfg: SingleConfig, modality: str, lat: Latent
     own = MOD_INDEX[modality]
 
     def loss(model, idx: np.ndarray, gen: torch.Generator, info: DistInfo):
-        # Same draws, in the same order, as diffusion.losses.single_loss for the global batch.
         z, ctx = lat.get(modality, "tgt", idx), lat.get(modality, "ctx", idx)
-        bg = len(idx) * info.world
-        t = shard(torch.randint(0, schedule.num_timesteps, (bg,), generator=gen), info).to(device)
-        keep = shard((torch.rand(bg, generator=gen) >= scfg.cond_drop).float(), info).to(device)
-        present = torch.zeros(len(idx), 2, device=device)
-        present[:, own] = keep
-        ctx = ctx * keep.reshape(-1, 1, 1, 1)
-        eps = _randn_global(_global_like(z, bg), gen, info, device)
-        pred = model(schedule.q_sample(z, t, eps), t, ctx, present)
-        return triplane_mse(pred, eps), {}
+        return single_loss(model, schedule, z, ctx, own, scfg.cond_drop, gen, share=info), {}
 
     return Task(f"single_{modality}", module, lat.n, loss, f"denoiser.{modality}.", {"modality": modality})
 
@@ -228,21 +209,12 @@ def joint_task(cfg: ModelConfig, jcfg: JointConfig, lat: Latents, run_dir: Path,
     module = SyncVPDenoiser(cfg)
     how = init_joint(module, jcfg.init, run_dir)
     schedule = NoiseSchedule(cfg.diffusion)
-    dcfg = cfg.diffusion
 
     def loss(model, idx: np.ndarray, gen: torch.Generator, info: DistInfo):
-        # Same draws, in the same order, as diffusion.losses.joint_loss for the global batch.
-        z_r, z_d = lat.get("rgb", "tgt", idx), lat.get("depth", "tgt", idx)
-        c_r, c_d = lat.get("rgb", "ctx", idx), lat.get("depth", "ctx", idx)
-        bg = len(idx) * info.world
-        t = shard(torch.randint(0, schedule.num_timesteps, (bg,), generator=gen), info).to(device)
-        modes = shard(sample_modes(bg, dcfg.guidance_probs, gen), info).to(device)
-        eps_r = _randn_global(_global_like(z_r, bg), gen, info, device)
-        eps_d = eps_r if dcfg.shared_noise else _randn_global(_global_like(z_d, bg), gen, info, device)
-        x_r, x_d = schedule.q_sample(z_r, t, eps_r), schedule.q_sample(z_d, t, eps_d)
-        pred_r, pred_d = model(x_r, x_d, t, c_r, c_d, presence(modes))
-        l_r, l_d = triplane_mse(pred_r, eps_r), triplane_mse(pred_d, eps_d)
-        return l_r + l_d, {"loss_rgb": float(l_r.detach()), "loss_depth": float(l_d.detach())}
+        total, parts = joint_loss(model, schedule, cfg.diffusion, lat.get("rgb", "tgt", idx),
+                                  lat.get("depth", "tgt", idx), lat.get("rgb", "ctx", idx),
+                                  lat.get("depth", "ctx", idx), gen, share=info)
+        return total, {"loss_rgb": float(parts["loss_rgb"]), "loss_depth": float(parts["loss_depth"])}
 
     sample = None
     if ae_paths is not None:

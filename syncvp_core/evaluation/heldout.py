@@ -9,25 +9,23 @@ the Predictor, as users get them), per horizon step, for:
 * copy-last-frame (repeat the last context frame; only for modalities whose context is given),
 * the autoencoder ceiling: decode(encode(true future)), the best any latent forecast of this model can do.
 
-Metrics from :mod:`syncvp_core.evaluation` (PSNR, SSIM, LPIPS-Alex when its weights are installed, depth
-AbsRel / delta1 on pixels valid in both).
+Metrics from :mod:`.metrics` (PSNR, SSIM, LPIPS-Alex when its weights are installed, depth AbsRel /
+delta1 on pixels valid in both). Scoring a checkpoint is evaluation's job, so this lives here and training
+never imports the evaluation stack; it reads the sequences with the training data code (the same split).
 
-    python -m syncvp_core.training.heldout --checkpoint run/syncvp_tiny.safetensors --config default_tiny
+    syncvp eval-heldout --checkpoint run/syncvp_tiny.safetensors --config default_tiny
 """
 from __future__ import annotations
 
-import argparse
-import json
 import time
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from ..evaluation import metrics as M
 from ..predictor import Predictor
-from .config import load_train_config
-from .data import read_folder, split_point, stride_for
+from ..training.data import read_folder, split_point, stride_for
+from . import metrics as M
 
 MODES = ("full", "rgb_only", "depth_only")
 
@@ -61,7 +59,7 @@ def evaluate(checkpoint: str | Path | None, folders: list[str], holdout_fraction
     lp = None
     if lpips:
         try:
-            from ..evaluation.lpips import LPIPS
+            from .lpips import LPIPS
 
             lp = LPIPS.pretrained()
         except Exception as e:  # weights not installed: report without LPIPS, say so
@@ -128,27 +126,3 @@ def table(result: dict, metrics=("psnr", "ssim", "lpips", "absrel", "delta1")) -
             lines.append(f"| {method} | {name} | " + " | ".join(fmt(v) for v in vals)
                          + f" | {fmt(m[k]['mean_over_horizon'])} |")
     return "\n".join(lines)
-
-
-def main(argv=None) -> None:
-    ap = argparse.ArgumentParser(description="Evaluate a model bundle on the held-out tails of the train config's "
-                                             "sequences (per horizon, model vs copy-last).")
-    ap.add_argument("--checkpoint", default=None, help="bundle (default: the shipped checkpoint)")
-    ap.add_argument("--config", default="default_tiny", help="train config naming the data and hold-out fraction")
-    ap.add_argument("--window-step", type=int, default=12)
-    ap.add_argument("--steps", type=int, default=None)
-    ap.add_argument("--out", default=None, help="write the result JSON here")
-    ap.add_argument("--threads", type=int, default=0)
-    a = ap.parse_args(argv)
-    if a.threads:
-        torch.set_num_threads(a.threads)
-    tcfg = load_train_config(a.config)
-    res = evaluate(a.checkpoint, list(tcfg.data.folders), tcfg.data.holdout_fraction, window_step=a.window_step,
-                   steps=a.steps)
-    if a.out:
-        Path(a.out).write_text(json.dumps(res, indent=2))
-    print(table(res))
-
-
-if __name__ == "__main__":
-    main()
