@@ -604,8 +604,8 @@ class PredictorNode(LifecycleNode):
     def counters(self) -> dict[str, int | bool]:
         """Numbers for programs (online evaluation, harnesses); :meth:`diagnostics` is text for people."""
         w = self.worker
-        return {"predictions": self._predictions, "dropped_work": w.dropped if w else 0,
-                "busy": bool(w and w.busy), "skipped_no_subscribers": self._lazy_skips}
+        return {"predictions": self.monitor.predictions, "dropped_work": w.dropped if w else 0,
+                "busy": bool(w and w.busy), "skipped_no_subscribers": self.monitor.lazy_skips}
 
     def diagnostics(self) -> tuple[health.Health, dict[str, str]]:
         """The current health and key/values (also used by tests)."""
