@@ -18,6 +18,7 @@ COMMANDS: dict[str, str] = {
     "data": "syncvp_core.data.cli:data",
     "train": "syncvp_core.training.cli:train",
     "cache-latents": "syncvp_core.training.cli:cache_latents",
+    "make-mix": "syncvp_core.training.cli:make_mix",
     "export": "syncvp_core.export.cli:export",
     "build-engine": "syncvp_core.export.cli:build_engine",
     "eval-bag": "syncvp_core.evaluation.cli:eval_bag",

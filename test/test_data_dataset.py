@@ -64,7 +64,7 @@ def test_shards_and_segments(tmp_path):
     s = RGBDDatasetIndex(tmp_path / "ds").by_name["g"]
     assert s.segments == [[0, 6], [6, 12]]
     ds = RGBDWindowDataset(tmp_path / "ds", window=4, split="all")
-    starts = [st for _, st, _ in ds.items]
+    starts = [st for _, st, _, _ in ds.items]
     assert starts == [0, 1, 2, 6, 7, 8]  # never across the gap
     assert segments_from_stamps(np.array([0, 10, 20, 100, 110])) == [[0, 3], [3, 5]]
 
@@ -80,11 +80,11 @@ def test_split_by_sequence_and_tail(tmp_path):
             assert s.val_start == 8  # floor(10 * 0.8)
     train = RGBDWindowDataset(tmp_path / "ds", window=3, split="train")
     valds = RGBDWindowDataset(tmp_path / "ds", window=2, split="val")
-    for name, start, step in train.items:
+    for name, start, step, _ in train.items:
         assert idx.by_name[name].split == "train" and start + 2 * step < 8
-    tails = {(n, st) for n, st, _ in valds.items if idx.by_name[n].split == "train"}
+    tails = {(n, st) for n, st, _, _ in valds.items if idx.by_name[n].split == "train"}
     assert all(st >= 8 for _, st in tails) and len(tails) == 3
-    assert sum(1 for n, _, _ in valds.items if n == val[0].name) == 9
+    assert sum(1 for n, _, _, _ in valds.items if n == val[0].name) == 9
     # same split again from the same seed
     from_frames(seqs, tmp_path / "ds2", (8, 8), val_fraction=0.25, val_tail=0.2, seed=3)
     assert [s.name for s in RGBDDatasetIndex(tmp_path / "ds2").sequences if s.split == "val"] == [val[0].name]
@@ -187,6 +187,16 @@ def test_from_sim(tmp_path):
     assert idx.sequences[0].source["kind"] == "sim" and idx.sequences[0].rate_hz == 10.0
     item = RGBDWindowDataset(tmp_path / "ds", window=2, split="all")[0]
     assert item["rgb"].shape == (2, 3, 16, 16)
+    # the simulator's kinematic sequences may train backwards: the same windows, frames last-first
+    assert idx.sequences[0].extra["time_reversible"] and idx.sequences[0].extra["motion"] == "auto"
+    both = RGBDWindowDataset(tmp_path / "ds", window=3, split="all", reverse_time=True, augment=False)
+    fwd = RGBDWindowDataset(tmp_path / "ds", window=3, split="all", augment=False)
+    assert len(both) == 2 * len(fwd)
+    k = next(i for i, it in enumerate(both.items) if it[3])
+    a, b = both[k], fwd[[it[:3] for it in fwd.items].index(both.items[k][:3])]
+    assert a["reversed"] and not b["reversed"]
+    np.testing.assert_array_equal(a["rgb"].numpy(), b["rgb"].numpy()[::-1])
+    np.testing.assert_array_equal(a["stamps_ns"].numpy(), b["stamps_ns"].numpy()[::-1])
 
 
 # ----------------------------------------------------------------------------------------------------

@@ -114,6 +114,8 @@ def test_bundle_loads_in_predictor(run):
     p = Predictor.from_checkpoint(run.run_dir / "syncvp_micro.safetensors")
     out = p.predict(np.zeros((2, 24, 32, 3), np.uint8), np.ones((2, 24, 32), np.float32), steps=2)
     assert out.rgb.shape == (4, 24, 32, 3) and np.isfinite(out.depth).all()
+    mix = load_checkpoint(run.run_dir / "syncvp_micro.safetensors")[1]["data_mix"]  # for the model card
+    assert mix["groups"]["folder"]["sequences"] == 1 and mix["clips"] == len(run.clips(6))
 
 
 def test_heldout_evaluation_table(run):

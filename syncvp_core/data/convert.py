@@ -48,9 +48,19 @@ def from_bags(bags: Sequence[str | Path], out: str | Path, size: tuple[int, int]
     return _finish(w, split, {"command": "from-bag", "slop_s": slop_s})
 
 
+def _sim_extra(meta: dict[str, Any]) -> dict[str, Any]:
+    """What training and the data-mix record need from a simulated sequence's json: scene, camera motion,
+    whether playing it backwards is plausible, stop frames and bumps."""
+    segs = meta.get("frame_segments", [])
+    return {"scene": meta.get("scene"), "motion": meta.get("motion", "auto"),
+            "time_reversible": bool(meta.get("time_reversible", False)),
+            "stop_frames": sum(s == "stop" for s in segs), "bumps": len(meta.get("bumps", []))}
+
+
 def from_sim(sim_dir: str | Path, out: str | Path, size: tuple[int, int], overwrite: bool = False,
-             shard_frames: int = 256, progress: bool = True, **split: Any) -> Path:
-    """`syncvp sim` output -> training set (poses are kept)."""
+             shard_frames: int = 256, progress: bool = True, info: dict[str, Any] | None = None,
+             **split: Any) -> Path:
+    """`syncvp sim` output -> training set (poses are kept). ``info`` is added to the data set's info."""
     from .sim import SimSequence, list_sequences
 
     files = list_sequences(sim_dir)
@@ -59,9 +69,10 @@ def from_sim(sim_dir: str | Path, out: str | Path, size: tuple[int, int], overwr
         for f in files:
             seq = SimSequence.load(f)
             src = {"kind": "sim", "path": str(f), "seed": seq.meta.get("seed"), "scene": seq.meta.get("scene")}
-            w.add_sequence(f.stem, seq.frames(), src, rate_hz=float(seq.meta.get("rate_hz", 0)) or None)
+            w.add_sequence(f.stem, seq.frames(), src, rate_hz=float(seq.meta.get("rate_hz", 0)) or None,
+                           extra=_sim_extra(seq.meta))
             bar.update()
-    return _finish(w, split, {"command": "from-sim", "sim_dir": str(sim_dir)})
+    return _finish(w, split, {"command": "from-sim", "sim_dir": str(sim_dir), **(info or {})})
 
 
 def from_folders(folders: Sequence[str | Path], out: str | Path, size: tuple[int, int], overwrite: bool = False,

@@ -26,7 +26,7 @@ Layout::
 
     {"rgb": float32 (T, 3, H, W) in [-1, 1], "depth": float32 (T, H, W) metres (NaN = invalid) or, with
      depth_mode="normalized", [-1, 1] via syncvp_core.depth (invalid = -1), "mask": bool (T, H, W) valid depth,
-     "K": float32 (3, 3), "stamps_ns": int64 (T,), "sequence": str, "start": int}
+     "K": float32 (3, 3), "stamps_ns": int64 (T,), "sequence": str, "start": int, "reversed": bool}
 """
 from __future__ import annotations
 
@@ -313,13 +313,14 @@ class RGBDWindowDataset:
     sequences), ``val`` (validation sequences and held-out tails) or ``all``. ``augment``: random
     horizontal flip of colour, depth, mask and K together (default on for ``train``). Works with
     multi-worker ``DataLoader``s: shards load lazily per worker into a small cache, or all at once with
-    ``in_memory=True``.
+    ``in_memory=True``. ``reverse_time``: also every window played backwards, for the sequences whose
+    metadata says that is physically plausible (``extra.time_reversible``, set by the simulator).
     """
 
     def __init__(self, root: str | Path, window: int, split: str = "train", frame_step: int | str = 1,
                  stride: int = 1, model_rate_hz: float | None = None, augment: bool | None = None,
                  depth_mode: str = "metres", depth_cfg: Any = None, in_memory: bool = False,
-                 cache_shards: int = 8) -> None:
+                 cache_shards: int = 8, reverse_time: bool = False) -> None:
         if split not in ("train", "val", "all"):
             raise DatasetError(f"split must be train, val or all, got {split!r}")
         if depth_mode not in ("metres", "normalized"):
@@ -334,18 +335,19 @@ class RGBDWindowDataset:
         self.depth_mode, self.depth_cfg = depth_mode, depth_cfg
         self.cache_shards = int(cache_shards)
         self._cache: OrderedDict[tuple[str, int], dict[str, np.ndarray]] = OrderedDict()
-        self.items: list[tuple[str, int, int]] = []  # (sequence, first frame, frame step)
+        self.items: list[tuple[str, int, int, bool]] = []  # (sequence, first frame, frame step, reversed)
         self.skipped: list[str] = []
         for seq in self.index.sequences:
             step = _frame_step(seq.rate_hz, model_rate_hz) if frame_step == "auto" else int(frame_step)
             span = (self.window - 1) * step + 1
             ranges = self._ranges(seq)
             n_before = len(self.items)
+            directions = (False, True) if reverse_time and seq.extra.get("time_reversible") else (False,)
             for seg_a, seg_b in seq.segments:
                 for a, b in ranges:
                     lo, hi = max(seg_a, a), min(seg_b, b)
                     for start in range(lo, hi - span + 1, self.stride):
-                        self.items.append((seq.name, start, step))
+                        self.items.extend((seq.name, start, step, rev) for rev in directions)
             if len(self.items) == n_before and ranges:
                 self.skipped.append(f"{seq.name}: no {self.window}-frame window (step {step}) fits")
         if in_memory:
@@ -399,9 +401,11 @@ class RGBDWindowDataset:
     def __getitem__(self, i: int) -> dict[str, Any]:
         import torch
 
-        name, start, step = self.items[i]
+        name, start, step, rev = self.items[i]
         seq = self.index.by_name[name]
         idx = start + step * np.arange(self.window)
+        if rev:
+            idx = idx[::-1].copy()
         fr = self._frames(name, idx)
         rgb = torch.from_numpy(fr["rgb"]).permute(0, 3, 1, 2).float().div(127.5).sub(1.0)
         depth = torch.from_numpy(fr["depth"].astype(np.float32))
@@ -417,7 +421,7 @@ class RGBDWindowDataset:
             depth, mask = normalize(depth, self.depth_cfg)
         return {"rgb": rgb, "depth": depth, "mask": mask, "K": K,
                 "stamps_ns": torch.from_numpy(fr["stamps_ns"].astype(np.int64)), "sequence": name,
-                "start": int(start)}
+                "start": int(start), "reversed": bool(rev)}
 
 
 def iter_dataset_frames(root: str | Path, name: str) -> Iterator[RGBDFrame]:

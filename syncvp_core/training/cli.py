@@ -54,5 +54,31 @@ def cache_latents(config: str, overrides: tuple[str, ...]) -> None:
         raise click.ClickException(str(e)) from e
 
 
+@click.command("make-mix", context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("--config", "config", required=True, help="Train config (name in config/train/ or YAML path).")
+@click.option("--limit", type=int, default=None,
+              help="Render at most N sequences per part (a sample; a later full run continues from it).")
+@click.option("--workers", "-j", type=int, default=None, help="Rendering processes (default: all cores).")
+@click.option("--quiet", is_flag=True, help="No progress bars.")
+@click.argument("overrides", nargs=-1)
+def make_mix(config: str, limit: int | None, workers: int | None, quiet: bool, overrides: tuple[str, ...]) -> None:
+    """Render the simulator part of the config's data mix (data.sim_mix) into data.sim_root and convert it
+    to training sets at the model resolution (see docs/data.md). Resumable: run it again after an
+    interruption and only the missing sequences are rendered."""
+    from ..data.mix import make_mix as run
+    from ..data.sim import SimError
+    from .config import load_train_config
+
+    try:
+        tcfg = load_train_config(config, list(overrides))
+        if not tcfg.data.sim_mix:
+            raise click.ClickException(f"{config}: data.sim_mix is empty, nothing to make")
+        path = run(tcfg.data.sim_root, tcfg.data.sim_mix, tuple(tcfg.model_config().resolution), workers,
+                   limit, progress=not quiet)
+    except (ConfigError, SimError, DataError) as e:
+        raise click.ClickException(str(e)) from e
+    click.echo(f"wrote {path}")
+
+
 if __name__ == "__main__":  # torchrun -m syncvp_core.training.cli --stage ... (train only)
     train()

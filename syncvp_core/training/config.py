@@ -19,6 +19,7 @@ from ..config import (
     load_yaml,
     resolve_config_path,
 )
+from ..data.mix import SimMix, check_parts
 
 STAGES = ("ae", "single", "joint")
 MODALITIES = ("rgb", "depth")
@@ -91,6 +92,20 @@ class DataConfig:
     start_step: int = 0
     # Where cache-latents writes and single/joint read latents; "" = <run_dir>/latents.safetensors.
     latent_cache: str = ""
+    # Also train on every clip played backwards, from sequences where that is physically plausible: those
+    # the simulator marks time_reversible and those whose name matches a pattern in ``reversible``
+    # (fnmatch; e.g. a camera moving through a static scene). Falling objects backwards are not plausible.
+    reverse_time: bool = False
+    reversible: tuple[str, ...] = ()
+    # The simulator part of the data mix (syncvp data make-mix renders it into sim_root/<part>/); its
+    # data sets are read like ``datasets``.
+    sim_root: str = ""
+    sim_mix: tuple[SimMix, ...] = ()
+
+    def all_datasets(self) -> list[str]:
+        from ..data.mix import mix_datasets
+
+        return list(self.datasets) + [str(p) for p in mix_datasets(self.sim_root, self.sim_mix)]
 
 
 @dataclass
@@ -189,6 +204,10 @@ def validate(cfg: TrainConfig) -> None:
         raise ConfigError(f"ae.recon_loss must be l1|l2, got {cfg.ae.recon_loss!r}")
     if cfg.data.start_step < 0:
         raise ConfigError("data.start_step must be >= 0")
+    try:
+        check_parts(cfg.data.sim_root, cfg.data.sim_mix)
+    except ValueError as e:
+        raise ConfigError(str(e)) from e
     if not 0 <= cfg.data.holdout_fraction < 1:
         raise ConfigError("data.holdout_fraction must be in [0, 1)")
     if cfg.device not in ("auto", "cpu", "cuda"):

@@ -13,11 +13,20 @@ Sources (one reader per format, owned by :mod:`syncvp_core.data`):
 * ``data.datasets``: sharded training sets (``syncvp data from-* / syncvp sim``), read with
   :class:`syncvp_core.data.dataset.RGBDDatasetIndex`; their own split applies (validation sequences are
   skipped, a held-out tail ``val_start`` is respected) and clips never cross a segment boundary (time gap).
+  The simulator part of a data mix (``data.sim_mix``, ``syncvp data make-mix``) is read the same way.
+
+Clips: every start frame (``start_step`` 0), mirrored copies (``hflip`` / ``cache_hflip``, applied by the
+stages) and, with ``reverse_time``, every clip also played backwards from the sequences where that is
+physically plausible (``Sequence.reversible``: camera motion through a static or kinematic scene, e.g. the
+simulator's sequences without a bump, or names matching ``data.reversible``; a falling object or a
+damped bump backwards is not plausible). Reversed clips come from the same training frames: the held-out
+tail stays out.
 
 Frames are resized to the model resolution with :mod:`syncvp_core.imageops` (the project's resize policy).
 """
 from __future__ import annotations
 
+import fnmatch
 import hashlib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -44,6 +53,8 @@ class Sequence:
     fingerprint: str       # hash of the source listing (names, stamps), for checkpoint sidecars
     train_end: int = -1    # frames [0, train_end) may train; -1 = decided by holdout_fraction
     segments: list[tuple[int, int]] = field(default_factory=list)  # gap-free [start, end) runs; [] = one
+    source: dict = field(default_factory=dict)  # kind (folder | sim | bag | ...), motion, scene: the data mix
+    reversible: bool = False  # playing it backwards is physically plausible (reversed clips allowed)
 
     def __len__(self) -> int:
         return len(self.rgb)
@@ -77,7 +88,8 @@ def read_folder(folder: str | Path, resolution: tuple[int, int] | None, show_pro
         rgb, dep = resize_rgb(rgb, tuple(resolution)), resize_depth(dep, tuple(resolution))
     listing = folder / "frames.csv"
     src = listing.read_bytes() if listing.exists() else "".join(f"{p[0]}:{p[2]}," for p in seq.pairs).encode()
-    return Sequence(folder.name, rgb, dep, seq.rate_hz, hashlib.sha256(src).hexdigest()[:16])
+    return Sequence(folder.name, rgb, dep, seq.rate_hz, hashlib.sha256(src).hexdigest()[:16],
+                    source={"kind": "folder", "path": str(folder)})
 
 
 def read_dataset(root: str | Path, resolution: tuple[int, int], show_progress: bool = True) -> list[Sequence]:
@@ -96,18 +108,26 @@ def read_dataset(root: str | Path, resolution: tuple[int, int], show_progress: b
             if tuple(rgb.shape[1:3]) != tuple(resolution):
                 rgb, dep = resize_rgb(rgb, tuple(resolution)), resize_depth(dep, tuple(resolution))
             segs = [(int(a), int(b)) for a, b in meta.segments] or [(0, meta.frames)]
-            out.append(Sequence(f"{Path(root).name}/{meta.name}", rgb, dep, meta.rate_hz, fp, meta.train_end, segs))
+            src = {"kind": meta.source.get("kind", "dataset"), "dataset": str(root),
+                   **{k: meta.extra[k] for k in ("motion", "scene") if k in meta.extra}}
+            out.append(Sequence(f"{Path(root).name}/{meta.name}", rgb, dep, meta.rate_hz, fp, meta.train_end, segs,
+                                src, bool(meta.extra.get("time_reversible", False))))
     except DatasetError as e:
         raise DataError(str(e)) from e
     return out
 
 
-def load_sequences(folders, cfg: ModelConfig, show_progress: bool = True, datasets=()) -> list[Sequence]:
+def load_sequences(folders, cfg: ModelConfig, show_progress: bool = True, datasets=(),
+                   reversible: tuple[str, ...] = ()) -> list[Sequence]:
+    """Every training sequence; ``reversible``: name patterns (fnmatch) of sequences that may also train
+    backwards, besides those their data set marks ``time_reversible``."""
     seqs = [read_folder(f, cfg.resolution, show_progress) for f in folders]
     for root in datasets:
         seqs += read_dataset(root, cfg.resolution, show_progress)
     if not seqs:
-        raise DataError("no training data: set data.folders and/or data.datasets in the train config")
+        raise DataError("no training data: set data.folders, data.datasets or data.sim_mix in the train config")
+    for s in seqs:
+        s.reversible = s.reversible or any(fnmatch.fnmatch(s.name, p) for p in reversible)
     return seqs
 
 
@@ -115,39 +135,77 @@ def data_fingerprint(seqs: list[Sequence], holdout_fraction: float) -> str:
     h = hashlib.sha256()
     for s in seqs:
         h.update(f"{s.name}:{s.fingerprint}:{len(s)}:{s.train_end}:{holdout_fraction}".encode())
+        if s.reversible:  # older fingerprints (no reversal) stay valid
+            h.update(b":reversible")
     return h.hexdigest()[:16]
 
 
 class ClipIndex:
     """Every training clip (sequence, first source frame) of ``length`` frames at ``stride`` that lies
-    entirely before the held-out tail."""
+    entirely before the held-out tail; with ``reverse_time`` also each clip of a reversible sequence played
+    backwards (the same frames, last first)."""
 
     def __init__(self, seqs: list[Sequence], length: int, model_rate_hz: float, holdout_fraction: float,
-                 start_step: int = 0):
+                 start_step: int = 0, reverse_time: bool = False):
         self.seqs = seqs
         self.length = length
-        self.items: list[tuple[int, int, int]] = []  # (sequence, start, stride)
+        self.items: list[tuple[int, int, int, bool]] = []  # (sequence, start, stride, reversed)
         for si, s in enumerate(seqs):
             stride = stride_for(s.rate_hz, model_rate_hz)
             end = s.train_end if s.train_end >= 0 else split_point(len(s), holdout_fraction)
             span = (length - 1) * stride + 1
             step = start_step * stride if start_step > 0 else 1
+            directions = (False, True) if reverse_time and s.reversible else (False,)
             for a, b in s.segments or [(0, len(s))]:
                 b = min(b, end)
-                self.items.extend((si, start, stride) for start in range(a, b - span + 1, step))
+                self.items.extend((si, start, stride, rev) for rev in directions
+                                  for start in range(a, b - span + 1, step))
         if not self.items:
             raise DataError(f"no training clip of {length} frames fits before the held-out tails")
+
+    @property
+    def n_reversed(self) -> int:
+        return sum(1 for it in self.items if it[3])
 
     def __len__(self) -> int:
         return len(self.items)
 
     def frames(self, i: int, length: int | None = None, offset: int = 0) -> tuple[np.ndarray, np.ndarray]:
         """(rgb uint8 (T,H,W,3), depth metres (T,H,W)) of clip i; optionally a sub-window."""
-        si, start, stride = self.items[i]
+        si, start, stride, rev = self.items[i]
         n = self.length if length is None else length
-        idx = start + stride * (offset + np.arange(n))
+        pos = offset + np.arange(n)
+        idx = start + stride * ((self.length - 1 - pos) if rev else pos)
         s = self.seqs[si]
         return s.rgb[idx], s.depth[idx]
+
+
+def describe_mix(seqs: list[Sequence], clips: ClipIndex, holdout_fraction: float, **settings) -> dict:
+    """The data mix a model trained on, for its checkpoint metadata and model card: per group (source kind
+    and simulator motion) and per sequence, frames that trained, clips (of ``clips``) and reversed clips,
+    plus the held-out rule and the clip ``settings`` (mirroring, start step, reversal)."""
+    n_clips = np.zeros(len(seqs), np.int64)
+    n_rev = np.zeros(len(seqs), np.int64)
+    for si, _, _, rev in clips.items:
+        n_clips[si] += 1
+        n_rev[si] += rev
+    rows, groups = [], {}
+    for si, s in enumerate(seqs):
+        end = s.train_end if s.train_end >= 0 else split_point(len(s), holdout_fraction)
+        group = s.source.get("kind", "unknown") + (f"/{s.source['motion']}" if "motion" in s.source else "")
+        rows.append({"name": s.name, "group": group, "scene": s.source.get("scene"), "frames": len(s),
+                     "train_frames": int(max(end, 0)), "rate_hz": s.rate_hz, "reversible": s.reversible,
+                     "clips": int(n_clips[si]), "reversed_clips": int(n_rev[si])})
+        g = groups.setdefault(group, {"sequences": 0, "train_frames": 0, "clips": 0, "reversed_clips": 0})
+        g["sequences"] += 1
+        g["train_frames"] += rows[-1]["train_frames"]
+        g["clips"] += int(n_clips[si])
+        g["reversed_clips"] += int(n_rev[si])
+    return {"groups": groups, "sequences": rows, "clips": len(clips), "reversed_clips": clips.n_reversed,
+            "clip_frames": clips.length,
+            "held_out": f"last {holdout_fraction:g} of every folder sequence (frames from floor(n * "
+                        f"(1 - {holdout_fraction:g})) on); data sets: their own validation sequences and tails",
+            **settings}
 
 
 def to_model_tensors(rgb: np.ndarray, dep: np.ndarray, cfg: ModelConfig, flip: np.ndarray | None = None):

@@ -41,6 +41,7 @@ class Session:
             torch.set_num_threads(tcfg.threads)
         self.run_dir = Path(tcfg.run_dir)
         self._seqs: list[D.Sequence] | None = None
+        self._mix: dict[str, Any] | None = None
         if self.info.main:
             self.run_dir.mkdir(parents=True, exist_ok=True)
             (self.run_dir / "resolved_config.json").write_text(resolved_json(tcfg))
@@ -50,8 +51,15 @@ class Session:
 
     def sequences(self) -> list[D.Sequence]:
         if self._seqs is None:
-            self._seqs = D.load_sequences(self.tcfg.data.folders, self.cfg, self.tcfg.progress and self.info.main,
-                                          self.tcfg.data.datasets)
+            d = self.tcfg.data
+            from ..data.mix import mix_datasets
+
+            missing = [str(p) for p in mix_datasets(d.sim_root, d.sim_mix) if not (p / "dataset.json").exists()]
+            if missing:
+                raise D.DataError(f"the simulator part of the data mix is not made yet ({', '.join(missing)}): "
+                                  f"run `syncvp make-mix --config <this config>` first")
+            self._seqs = D.load_sequences(d.folders, self.cfg, self.tcfg.progress and self.info.main,
+                                          d.all_datasets(), d.reversible)
         return self._seqs
 
     def fingerprint(self) -> str:
@@ -59,11 +67,21 @@ class Session:
 
     def clips(self, length: int, start_step: int = 0) -> D.ClipIndex:
         return D.ClipIndex(self.sequences(), length, self.cfg.frame_rate_hz, self.tcfg.data.holdout_fraction,
-                           start_step)
+                           start_step, self.tcfg.data.reverse_time)
+
+    def data_mix(self) -> dict[str, Any]:
+        """What the diffusion clips are made of (recorded in every checkpoint, shown by the model card)."""
+        if self._mix is None:
+            d = self.tcfg.data
+            clips = self.clips(self.cfg.context_frames + self.cfg.chunk_frames, d.start_step)
+            self._mix = D.describe_mix(self.sequences(), clips, d.holdout_fraction, hflip=d.hflip,
+                                       cache_hflip=d.cache_hflip, start_step=d.start_step,
+                                       reverse_time=d.reverse_time)
+        return self._mix
 
     def base_meta(self) -> dict[str, Any]:
         return {"config": self.cfg.to_dict(), "train_config": self.tcfg.to_dict(), "code_version": __version__,
-                "data_fingerprint": self.fingerprint(), "seed": self.tcfg.seed}
+                "data_fingerprint": self.fingerprint(), "seed": self.tcfg.seed, "data_mix": self.data_mix()}
 
     def latent_path(self) -> Path:
         custom = self.tcfg.data.latent_cache
@@ -101,6 +119,7 @@ class Session:
         return {"ae_rgb_sha256": file_sha256(self.ae_path("rgb")),
                 "ae_depth_sha256": file_sha256(self.ae_path("depth")), "data_fingerprint": self.fingerprint(),
                 "start_step": self.tcfg.data.start_step,
+                **({"reverse_time": True} if self.tcfg.data.reverse_time else {}),  # old caches stay valid
                 "cache_hflip": self.tcfg.data.cache_hflip, "config": json.loads(self.cfg.to_json())}
 
     def run_cache(self, reuse: bool = False) -> Path:
@@ -164,7 +183,7 @@ class Session:
                     raise CheckpointError(f"{p} not found: train that stage first")
                 steps[prefix.rstrip(".")] = load_checkpoint(p)[1].get("step")
             _, jmeta = load_checkpoint(parts["denoiser."])
-            keep = ("train_config", "data_fingerprint", "seed", "init")
+            keep = ("train_config", "data_fingerprint", "seed", "init", "data_mix")
             meta = {k: jmeta[k] for k in keep if k in jmeta}
             meta.update(stage="bundle", steps=steps, joint_step=jmeta.get("step"),
                         parts={k.rstrip("."): str(p) for k, p in parts.items()})

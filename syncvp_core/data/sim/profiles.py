@@ -8,6 +8,8 @@ A profile drives a sequence of segments, each drawn by weight:
 * ``pan``: stand and rotate in place (a robot turning on the spot, a person looking around; handheld
   also changes its tilt here).
 
+A sequence starts part-way through a segment of any kind (also standing, about to move off).
+
 Speed and yaw rate follow their targets with bounded acceleration. While moving, **bumps** arrive at
 random per metre travelled (speed bumps and potholes for a car, floor joints and cables for a robot, an
 uneven step for a person); each pitches and lifts the camera with a damped oscillation that ends after
@@ -53,7 +55,7 @@ class Profile:
 PROFILES: dict[str, Profile] = {
     "handheld": Profile(
         scenes=("yard", "street"), speed=(0.4, 1.6), accel=1.5, yaw_rate=(0.3, 0.9), yaw_acc=1.5,
-        cam_height=(1.2, 1.7), weights={"cruise": 3, "turn": 2, "stop": 1.5, "pan": 2},
+        cam_height=(1.2, 1.7), weights={"cruise": 3, "turn": 2, "stop": 1.2, "pan": 2},
         segment_s=(1.0, 3.5), stop_s=(0.8, 2.5), bump_per_m=0.15, bump_pitch_deg=(0.5, 1.5),
         bump_lift_m=0.01, shake_deg=0.6, step_hz=(1.6, 2.1), step_lift_m=0.02, tilt_deg=(-12.0, 6.0)),
     "robot": Profile(
@@ -63,7 +65,7 @@ PROFILES: dict[str, Profile] = {
         bump_lift_m=0.008),
     "car": Profile(
         scenes=("street",), speed=(3.0, 15.0), accel=3.0, yaw_rate=(0.1, 0.35), yaw_acc=0.3,
-        cam_height=(1.2, 1.7), weights={"cruise": 4, "turn": 2, "stop": 1.5, "pan": 0},
+        cam_height=(1.2, 1.7), weights={"cruise": 4, "turn": 2, "stop": 2, "pan": 0},
         segment_s=(2.0, 6.0), stop_s=(1.0, 4.0), bump_per_m=0.02, bump_pitch_deg=(0.7, 2.0),
         bump_lift_m=0.04),
 }
@@ -87,8 +89,14 @@ class _Segments:
         p = np.array([prof.weights[k] for k in kinds], dtype=np.float64)
         self.kinds, self.p = kinds, p / p.sum()
 
-    def first(self) -> _State:
-        return _State("cruise", self.rng.uniform(*self.prof.segment_s), self.rng.uniform(*self.prof.speed), 0.0)
+    def first(self) -> tuple[_State, float]:
+        """The state a sequence starts in (part-way through a segment, any kind) and the starting speed."""
+        s = self.next(0.0)
+        if s.kind == "stop":  # standing (at a traffic light, say) and about to move off
+            return _State("stop", self.rng.uniform(*self.prof.stop_s) * self.rng.uniform(0.2, 1.0), 0.0, 0.0,
+                          holding=True), 0.0
+        s.t_end = self.rng.uniform(0.2, 1.0) * s.t_end
+        return s, s.target_v
 
     def next(self, t: float) -> _State:
         rng, prof = self.rng, self.prof
@@ -112,8 +120,8 @@ class _Segments:
 def _integrate(rng: np.random.Generator, prof: Profile, n: int, dt: float) -> tuple[np.ndarray, list[str]]:
     """Speed and yaw rate under the segment script -> per-step (x, y, yaw, v, w, accel), labels."""
     seg = _Segments(rng, prof)
-    state = seg.first()
-    v, w, x, y, yaw = state.target_v, 0.0, 0.0, 0.0, 0.0
+    state, v = seg.first()
+    w, x, y, yaw = 0.0, 0.0, 0.0, 0.0
     out = np.zeros((n, 6))
     labels: list[str] = []
     for i in range(n):

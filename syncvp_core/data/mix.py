@@ -1,0 +1,124 @@
+"""The simulator part of a training data mix: render each part (resumable), convert it to a training set,
+record what was made in a manifest.
+
+A train config lists the parts under ``data.sim_mix`` (see ``config/train/motion_mix.yaml``) and where
+they live under ``data.sim_root``::
+
+    SIM_ROOT/<part>/raw/          syncvp sim output (seq_NNNNN.npz/json; finished sequences are kept)
+    SIM_ROOT/<part>/dataset/      the training set at the model resolution (its validation sequences are
+                                  the held-out simulator sequences)
+    SIM_ROOT/mix_manifest.json    parts, their options and seeds, sequences per split, motion statistics
+
+``syncvp data make-mix --config NAME`` makes it; running it again after an interruption renders only the
+sequences that are missing, and converts a part again only when its raw sequences changed. Training reads
+the parts' data sets without listing them under ``data.datasets``.
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+MANIFEST = "mix_manifest.json"
+
+
+@dataclass
+class SimMix:
+    """One simulator part of a data mix."""
+
+    name: str                  # folder under sim_root
+    motion: str = "auto"       # auto | handheld | robot | car (syncvp_core.data.sim.profiles)
+    scene: str = "mixed"       # street | yard | mixed
+    sequences: int = 8
+    frames: int = 60
+    seed: int = 0
+    height: int = 128          # render size; the data set is stored at the model resolution
+    width: int = 128
+    fast: bool = False         # no shadows, no anti-aliasing
+    val_fraction: float = 0.1  # whole sequences held out (validation)
+
+
+def part_dataset(sim_root: str | Path, part: SimMix) -> Path:
+    return Path(sim_root) / part.name / "dataset"
+
+
+def mix_datasets(sim_root: str | Path, parts: tuple[SimMix, ...]) -> list[Path]:
+    """The training sets of a mix, in order (what training reads)."""
+    return [part_dataset(sim_root, p) for p in parts]
+
+
+def check_parts(sim_root: str, parts: tuple[SimMix, ...]) -> None:
+    """Configuration errors now, not after an hour of rendering (raises ValueError)."""
+    from .sim.config import SimConfig, SimError
+
+    if parts and not sim_root:
+        raise ValueError("data.sim_mix needs data.sim_root (the folder the parts are rendered into)")
+    names = [p.name for p in parts]
+    if len(set(names)) != len(names):
+        raise ValueError(f"data.sim_mix part names must be unique, got {names}")
+    for p in parts:
+        if p.sequences < 1 or not 0 <= p.val_fraction < 1:
+            raise ValueError(f"data.sim_mix {p.name}: sequences >= 1 and 0 <= val_fraction < 1 required")
+        try:
+            _sim_config(p, SimConfig)
+        except SimError as e:
+            raise ValueError(f"data.sim_mix {p.name}: {e}") from e
+
+
+def _sim_config(p: SimMix, cls):
+    return cls(height=p.height, width=p.width, frames=p.frames, scene=p.scene, motion=p.motion,
+               antialias=not p.fast, shadows=not p.fast)
+
+
+def _raw_listing(raw: Path) -> list[dict]:
+    meta = json.loads((raw / "sim_meta.json").read_text())
+    return [{"index": r["index"], "seed": r["seed"]} for r in meta["sequences"]]
+
+
+def _convert(part: SimMix, raw: Path, dest: Path, size: tuple[int, int], progress: bool) -> None:
+    """Convert the raw part unless the data set already holds exactly these sequences."""
+    from .convert import from_sim
+
+    listing = _raw_listing(raw)
+    if (dest / "dataset.json").exists():
+        info = json.loads((dest / "dataset.json").read_text()).get("info", {})
+        if info.get("raw_sequences") == listing and info.get("resolution") == list(size):
+            return
+    from_sim(raw, dest, size, overwrite=True, progress=progress, val_fraction=part.val_fraction,
+             seed=part.seed, info={"raw_sequences": listing, "resolution": list(size), "part": asdict(part)})
+
+
+def _part_summary(part: SimMix, dest: Path) -> dict[str, Any]:
+    doc = json.loads((dest / "dataset.json").read_text())
+    seqs = doc["sequences"]
+    return {"options": asdict(part), "dataset": str(dest),
+            "train_sequences": sum(s["split"] == "train" for s in seqs),
+            "val_sequences": sorted(s["name"] for s in seqs if s["split"] == "val"),
+            "frames": sum(s["frames"] for s in seqs),
+            "scenes": sorted({s["extra"].get("scene", "?") for s in seqs}),
+            "time_reversible": sum(bool(s["extra"].get("time_reversible")) for s in seqs),
+            "stop_frames": sum(s["extra"].get("stop_frames", 0) for s in seqs),
+            "bumps": sum(s["extra"].get("bumps", 0) for s in seqs)}
+
+
+def make_mix(sim_root: str | Path, parts: tuple[SimMix, ...], size: tuple[int, int], workers: int | None = None,
+             limit: int | None = None, progress: bool = True) -> Path:
+    """Render (resumable), convert and record every part; ``limit`` renders at most that many sequences
+    per part (a sample; the same seeds, so a later full run continues from it). Returns the manifest."""
+    from .sim import SimConfig, generate
+
+    check_parts(str(sim_root), parts)
+    root = Path(sim_root)
+    summary = {}
+    for part in parts:
+        raw = root / part.name / "raw"
+        n = part.sequences if limit is None else min(limit, part.sequences)
+        generate(raw, n, _sim_config(part, SimConfig), seed=part.seed, workers=workers, progress=progress)
+        dest = part_dataset(root, part)
+        _convert(part, raw, dest, size, progress)
+        summary[part.name] = _part_summary(part, dest)
+    manifest = {"format": "syncvp-sim-mix-1", "resolution": list(size), "limit": limit, "parts": summary}
+    root.mkdir(parents=True, exist_ok=True)
+    (root / MANIFEST).write_text(json.dumps(manifest, indent=1))
+    return root / MANIFEST
