@@ -13,6 +13,7 @@ from click.testing import CliRunner
 from syncvp_core.config import ConfigError, load_model_config
 from syncvp_core.data.dataset import DatasetWriter
 from syncvp_core.data.frames import RGBDFrame
+from syncvp_core.data.mix import heldout_sim_sequences
 from syncvp_core.training.config import load_train_config
 from syncvp_core.training.data import ClipIndex, DataError, Sequence, describe_mix, load_sequences, split_point
 from syncvp_core.training.dist import DistInfo
@@ -126,6 +127,10 @@ def test_make_mix_resumes_and_training_records_the_mix(tmp_path):
         info = manifest["parts"][part]
         assert info["train_sequences"] == 2 and len(info["val_sequences"]) == 1 and info["frames"] == 36
     assert manifest["parts"]["hand"]["scenes"] == ["yard"] and manifest["parts"]["car"]["scenes"] == ["street"]
+    held = heldout_sim_sequences(tcfg.data.sim_root, tcfg.data.sim_mix)  # what eval-heldout scores
+    assert [(p.parent.parent.name, p.stem) for p in held] == [
+        ("hand", manifest["parts"]["hand"]["val_sequences"][0]), ("car", manifest["parts"]["car"]["val_sequences"][0])]
+    assert all(p.exists() for p in held)
 
     s = Session(tcfg, DistInfo())
     mix = s.base_meta()["data_mix"]

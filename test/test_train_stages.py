@@ -2,6 +2,7 @@
 split across ranks like one process; the bundle loads in the Predictor."""
 from __future__ import annotations
 
+import importlib.util
 import json
 
 import numpy as np
@@ -118,18 +119,30 @@ def test_bundle_loads_in_predictor(run):
     assert mix["groups"]["folder"]["sequences"] == 1 and mix["clips"] == len(run.clips(6))
 
 
-def test_heldout_evaluation_table(run):
+def test_heldout_evaluation_table(run, tmp_path):
     from syncvp_core.evaluation.heldout import evaluate, table
 
+    sim_seqs = []
+    if importlib.util.find_spec("mujoco") is not None:  # a held-out simulator sequence, held out whole
+        from syncvp_core.data import sim
+
+        cfg = sim.SimConfig(height=20, width=24, frames=8, antialias=False, shadows=False, motion="car")
+        sim.generate(tmp_path / "part" / "raw", 1, cfg, seed=3, workers=1, progress=False)
+        sim_seqs = sim.list_sequences(tmp_path / "part" / "raw")
     res = evaluate(run.run_dir / "syncvp_micro.safetensors", list(run.tcfg.data.folders), 0.5, window_step=6,
-                   steps=2, lpips=False)
+                   steps=2, lpips=False, sim_sequences=sim_seqs)
     seq = next(iter(res["sequences"].values()))
     assert seq["first_heldout_frame"] == 30 and seq["windows"] >= 1
+    if sim_seqs:
+        assert res["sequences"]["sim/part/seq_00000"] == {"frames": 8, "first_heldout_frame": 0, "windows": 1,
+                                                           "stride": 1}
     m = res["metrics"]
-    for key in ("copy_last/psnr", "model/full/psnr", "model/rgb_only/absrel", "model/depth_only/ssim",
+    for key in ("copy_last/psnr", "const_velocity/absrel", "optical_flow/lpips" if res["lpips"] else
+                "optical_flow/psnr", "model/full/psnr", "model/rgb_only/absrel", "model/depth_only/ssim",
                 "ae_ceiling/delta1"):
         assert len(m[key]["mean"]) == res["horizon"]
-    assert "| copy_last | psnr |" in table(res)
+    text = table(res)
+    assert "| copy_last | psnr |" in text and "| optical_flow | absrel |" in text
 
 
 def test_cache_is_reused_only_when_up_to_date(run):

@@ -48,6 +48,18 @@ def mix_datasets(sim_root: str | Path, parts: tuple[SimMix, ...]) -> list[Path]:
     return [part_dataset(sim_root, p) for p in parts]
 
 
+def heldout_sim_sequences(sim_root: str | Path, parts: tuple[SimMix, ...]) -> list[Path]:
+    """The raw renders (render resolution) of every part's validation sequences: the held-out simulator
+    sequences, never trained on. Parts not made yet contribute none."""
+    out = []
+    for part in parts:
+        doc = part_dataset(sim_root, part) / "dataset.json"
+        if doc.exists():
+            val = [s["name"] for s in json.loads(doc.read_text())["sequences"] if s["split"] == "val"]
+            out += [Path(sim_root) / part.name / "raw" / f"{name}.npz" for name in sorted(val)]
+    return out
+
+
 def check_parts(sim_root: str, parts: tuple[SimMix, ...]) -> None:
     """Configuration errors now, not after an hour of rendering (raises ValueError)."""
     from .sim.config import SimConfig, SimError

@@ -407,10 +407,11 @@ def eval_dataset(root: str, out: str, **kw: Any) -> None:
 @click.option("--threads", type=int, default=None, help="torch CPU threads.")
 def eval_heldout(checkpoint: str | None, config: str, window_step: int, steps: int | None, no_lpips: bool,
                  out: str | None, threads: int | None) -> None:
-    """Score a checkpoint on the held-out tails of a train config's sequences (MODEL_CARD.md's table).
+    """Score a checkpoint on the held-out tails of a train config's sequences and on the held-out
+    (validation) sequences of its simulator data mix (MODEL_CARD.md's table).
 
-    Per horizon step: the model in full / rgb_only / depth_only, copy-last, and the autoencoder ceiling,
-    at the sensor resolution. Prints a Markdown table.
+    Per horizon step: the model in full / rgb_only / depth_only, the baselines (copy-last, constant
+    velocity, optical flow) and the autoencoder ceiling, at the sensor resolution. Prints a Markdown table.
     """
     import json
 
@@ -419,9 +420,12 @@ def eval_heldout(checkpoint: str | None, config: str, window_step: int, steps: i
 
     set_threads(threads)
     try:
+        from ..data.mix import heldout_sim_sequences
+
         tcfg = load_train_config(config)
         res = evaluate(checkpoint, list(tcfg.data.folders), tcfg.data.holdout_fraction, window_step=window_step,
-                       steps=steps, lpips=not no_lpips)
+                       steps=steps, lpips=not no_lpips,
+                       sim_sequences=heldout_sim_sequences(tcfg.data.sim_root, tcfg.data.sim_mix))
     except _known_errors() as e:
         raise _fail(e) from e
     if out:

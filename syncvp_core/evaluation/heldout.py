@@ -6,8 +6,12 @@ frames. Metrics are computed at the sensor resolution of the sequence (predictio
 the Predictor, as users get them), per horizon step, for:
 
 * the model in full mode and with each modality's context dropped (rgb_only / depth_only),
-* copy-last-frame (repeat the last context frame; only for modalities whose context is given),
+* every baseline of :data:`.methods.BASELINES` (copy-last, constant velocity, optical-flow extrapolation)
+  given both modalities,
 * the autoencoder ceiling: decode(encode(true future)), the best any latent forecast of this model can do.
+
+Held-out simulator sequences (the validation sequences of a data mix's parts, ``sim_sequences``: their
+raw renders, so at the render resolution) are held out whole: their windows start at frame 0.
 
 Metrics from :mod:`.metrics` (PSNR, SSIM, LPIPS-Alex when its weights are installed, depth AbsRel /
 delta1 on pixels valid in both). Scoring a checkpoint is evaluation's job, so this lives here and training
@@ -26,12 +30,13 @@ import torch
 from ..predictor import Predictor
 from ..training.data import read_folder, split_point, stride_for
 from . import metrics as M
+from .methods import BASELINES
 
 MODES = ("full", "rgb_only", "depth_only")
 
 
-def windows(n: int, holdout_fraction: float, stride: int, length: int, step: int) -> list[np.ndarray]:
-    first = split_point(n, holdout_fraction)
+def windows(n: int, first: int, stride: int, length: int, step: int) -> list[np.ndarray]:
+    """Frame indices of the windows from ``first`` (the first held-out frame) on."""
     span = (length - 1) * stride + 1
     return [s + stride * np.arange(length) for s in range(first, n - span + 1, step)]
 
@@ -48,9 +53,22 @@ class _Acc:
         return {k: v.summary() for k, v in sorted(self.stats.items())}
 
 
+def _heldout(folders: list[str], holdout_fraction: float, sim_sequences: list[str | Path]):
+    """(name, rgb, depth, rate_hz, first held-out frame) of every held-out source, at its own resolution."""
+    for folder in folders:
+        seq = read_folder(folder, resolution=None)
+        yield seq.name, seq.rgb, seq.depth, seq.rate_hz, split_point(len(seq), holdout_fraction)
+    for path in sim_sequences:
+        from ..data.sim import SimSequence
+
+        sq = SimSequence.load(path)
+        path = Path(path)
+        yield f"sim/{path.parent.parent.name}/{path.stem}", sq.rgb, sq.depth, float(sq.meta["rate_hz"]), 0
+
+
 def evaluate(checkpoint: str | Path | None, folders: list[str], holdout_fraction: float, horizon: int | None = None,
              window_step: int = 12, steps: int | None = None, seed: int = 0, batch: int = 8,
-             lpips: bool = True) -> dict:
+             lpips: bool = True, sim_sequences: list[str | Path] = ()) -> dict:
     torch.manual_seed(seed)
     p = Predictor.from_checkpoint(checkpoint)
     cfg = p.config
@@ -64,26 +82,26 @@ def evaluate(checkpoint: str | Path | None, folders: list[str], holdout_fraction
             lp = LPIPS.pretrained()
         except Exception as e:  # weights not installed: report without LPIPS, say so
             print(f"LPIPS unavailable ({e}); reported without it")
+    baselines = {name: factory(c) for name, factory in BASELINES.items()}
     acc = _Acc(horizon)
     counts = {}
     t0 = time.time()
-    for folder in folders:
-        seq = read_folder(folder, resolution=None)
-        stride = stride_for(seq.rate_hz, cfg.frame_rate_hz)
-        wins = windows(len(seq), holdout_fraction, stride, c + horizon, window_step)
-        counts[seq.name] = {"frames": len(seq), "first_heldout_frame": split_point(len(seq), holdout_fraction),
-                            "windows": len(wins), "stride": stride}
+    for name, seq_rgb, seq_depth, rate_hz, first in _heldout(folders, holdout_fraction, list(sim_sequences)):
+        stride = stride_for(rate_hz, cfg.frame_rate_hz)
+        wins = windows(len(seq_rgb), first, stride, c + horizon, window_step)
+        counts[name] = {"frames": len(seq_rgb), "first_heldout_frame": first, "windows": len(wins), "stride": stride}
         for b0 in range(0, len(wins), batch):
             idx = np.stack(wins[b0 : b0 + batch])  # (B, c + horizon)
-            rgb, dep = seq.rgb[idx], seq.depth[idx]
+            rgb, dep = seq_rgb[idx], seq_depth[idx]
             ctx_r, ctx_d, fut_r, fut_d = rgb[:, :c], dep[:, :c], rgb[:, c:], dep[:, c:]
             for mode in MODES:
                 out = p.predict(ctx_r if mode != "depth_only" else None, ctx_d if mode != "rgb_only" else None,
                                 horizon=horizon, steps=steps, seed=seed)
                 _score(acc, f"model/{mode}", out.rgb, out.depth, fut_r, fut_d, lp)
-            copy_r = np.repeat(ctx_r[:, -1:], horizon, axis=1)
-            copy_d = np.repeat(ctx_d[:, -1:], horizon, axis=1)
-            _score(acc, "copy_last", copy_r, copy_d, fut_r, fut_d, lp)
+            for bname, b in baselines.items():
+                outs = [b.predict(ctx_r[i], ctx_d[i], horizon) for i in range(len(idx))]
+                _score(acc, bname, np.stack([o.rgb for o in outs]), np.stack([o.depth for o in outs]), fut_r, fut_d,
+                       lp)
             rec_r, rec_d = _ae_ceiling(p, fut_r, fut_d)
             _score(acc, "ae_ceiling", rec_r, rec_d, fut_r, fut_d, lp)
     return {"checkpoint": str(checkpoint), "horizon": horizon, "steps": steps or cfg.sampler.steps,
@@ -115,7 +133,7 @@ def table(result: dict, metrics=("psnr", "ssim", "lpips", "absrel", "delta1")) -
     h = result["horizon"]
     lines = ["| method | metric | " + " | ".join(f"t+{i + 1}" for i in range(h)) + " | mean |",
              "|---|---|" + "---|" * (h + 1)]
-    for method in ("copy_last", "model/full", "model/rgb_only", "model/depth_only", "ae_ceiling"):
+    for method in (*BASELINES, "model/full", "model/rgb_only", "model/depth_only", "ae_ceiling"):
         for name in metrics:
             k = f"{method}/{name}"
             if k not in m:
