@@ -98,9 +98,10 @@ class _Segments:
         s.t_end = self.rng.uniform(0.2, 1.0) * s.t_end
         return s, s.target_v
 
-    def next(self, t: float) -> _State:
+    def next(self, t: float, prev: str = "") -> _State:
         rng, prof = self.rng, self.prof
-        kind = str(rng.choice(self.kinds, p=self.p))
+        p = self.p * np.array([k != "stop" for k in self.kinds]) if prev == "stop" else self.p  # move off
+        kind = str(rng.choice(self.kinds, p=p / p.sum()))
         dur = rng.uniform(*prof.segment_s)
         side = float(rng.choice([-1.0, 1.0]))
         if kind == "cruise":
@@ -114,7 +115,7 @@ class _Segments:
     def update(self, s: _State, t: float, v: float, w: float) -> _State:
         if s.kind == "stop" and not s.holding and v == 0.0 and w == 0.0:
             return _State("stop", t + self.rng.uniform(*self.prof.stop_s), 0.0, 0.0, holding=True)
-        return self.next(t) if t >= s.t_end else s
+        return self.next(t, s.kind) if t >= s.t_end else s
 
 
 def _integrate(rng: np.random.Generator, prof: Profile, n: int, dt: float) -> tuple[np.ndarray, list[str]]:
