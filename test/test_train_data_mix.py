@@ -15,7 +15,15 @@ from syncvp_core.data.dataset import DatasetWriter
 from syncvp_core.data.frames import RGBDFrame
 from syncvp_core.data.mix import heldout_sim_sequences
 from syncvp_core.training.config import load_train_config
-from syncvp_core.training.data import ClipIndex, DataError, Sequence, describe_mix, load_sequences, split_point
+from syncvp_core.training.data import (
+    ClipIndex,
+    DataError,
+    Sequence,
+    describe_mix,
+    load_sequences,
+    mix_table,
+    split_point,
+)
 from syncvp_core.training.dist import DistInfo
 
 
@@ -46,6 +54,9 @@ def test_reversed_clips_only_where_plausible_and_never_from_the_tail():
     assert mix["groups"]["folder"] == {"sequences": 2, "train_frames": 2 * tail, "clips": len(both),
                                        "reversed_clips": tail - 4}
     assert [r["reversible"] for r in mix["sequences"]] == [True, False] and mix["reverse_time"] is True
+    card = mix_table({**mix, "cache_hflip": True, "start_step": 0})
+    assert f"| folder | 2 | {2 * tail} | {len(both)} | {tail - 4} |" in card
+    assert "every start frame, plus a mirrored copy of every clip" in card
 
 
 def test_dataset_marks_and_name_patterns_decide_reversibility(tmp_path):

@@ -208,6 +208,22 @@ def describe_mix(seqs: list[Sequence], clips: ClipIndex, holdout_fraction: float
             **settings}
 
 
+def mix_table(mix: dict) -> str:
+    """A checkpoint's ``data_mix`` as Markdown for the model card: one row per group, then the settings."""
+    lines = ["| data | sequences | frames that trained | clips | of which time-reversed |", "|---|---|---|---|---|"]
+    for name, g in sorted(mix["groups"].items()):
+        lines.append(f"| {name} | {g['sequences']} | {g['train_frames']} | {g['clips']} | {g['reversed_clips']} |")
+    lines.append(f"| **all** | {sum(g['sequences'] for g in mix['groups'].values())} | "
+                 f"{sum(g['train_frames'] for g in mix['groups'].values())} | {mix['clips']} | "
+                 f"{mix['reversed_clips']} |")
+    mirrored = "plus a mirrored copy of every clip" if mix.get("cache_hflip") else "no mirrored copies"
+    start = mix.get("start_step", 0)
+    starts = "every start frame" if not start else f"a start every {start} model frames"
+    lines += ["", f"Diffusion clips of {mix['clip_frames']} frames, {starts}, {mirrored}; held out: "
+              f"{mix['held_out']}."]
+    return "\n".join(lines)
+
+
 def to_model_tensors(rgb: np.ndarray, dep: np.ndarray, cfg: ModelConfig, flip: np.ndarray | None = None):
     """Batched uint8 (B,T,H,W,3) + metres (B,T,H,W) -> rgb (B,3,T,H,W), depth (B,1,T,H,W) in [-1, 1] and
     the depth validity mask (B,1,T,H,W). ``flip`` (B,) bool mirrors clips horizontally."""
