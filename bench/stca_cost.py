@@ -1,30 +1,42 @@
 """Cost of STCA vs full cross-attention vs no fusion, with the paper's dimensions, at 64x64 and 128x128.
 
-Counts FLOPs with torch.utils.flop_counter (2 FLOPs per multiply-add) and times the fusion blocks on
-the activations they see inside the denoiser. Prints, in one run:
+Counts FLOPs with torch.utils.flop_counter (2 FLOPs per multiply-add; the CPU's fused attention kernel
+registered by :mod:`syncvp_core.flops`) and times the fusion blocks on the activations they see inside the
+denoiser. Prints, in one run:
 
-* attention-core FLOPs (the Q_R Q_D^T and softmax(.)V matmuls, i.e. aten.bmm inside the fusion blocks):
-  the quantity the paper's "STCA costs 37% of full cross-attention at 64x64" refers to; the analytic
-  value is (1 + 2 rho^2) / (1 + 2 rho)^2 with rho = T/S at the fusion level (notes §3.6);
+* attention-core FLOPs (the attention kernels inside the fusion blocks): the quantity the paper's "STCA
+  costs 37% of full cross-attention at 64x64" refers to; the analytic value is (1 + 2 rho^2) / (1 + 2 rho)^2
+  with rho = T/S at the fusion level (notes §3.6);
 * whole fusion-block FLOPs (projections included) and whole-denoiser FLOPs;
-* median wall-clock of the fusion blocks and of one denoiser step.
+* wall-clock of the fusion blocks and of one denoiser step: the variants are timed INTERLEAVED (round r
+  runs every variant once, in an order rotated by r), so load changes on a shared machine hit all variants
+  alike; reported as median [p25-p75] (min-max) over the rounds, plus the median and range of the per-round
+  ratio STCA / full.
 
-Usage: python bench/stca_cost.py [--reps 5] [--threads 2]
+Usage: python bench/stca_cost.py [--rounds 15] [--step-rounds 3] [--threads 1] [--json out.json]
 """
 from __future__ import annotations
 
 import argparse
+import json
+import os
 import statistics
+import sys
 import time
-from collections import defaultdict
+from pathlib import Path
 
+import numpy as np
 import torch
-from torch.utils.flop_counter import FlopCounterMode
 
-from syncvp_core.config import load_model_config
-from syncvp_core.models.stca import NoFusion
-from syncvp_core.models.syncvp import SyncVPDenoiser
-from syncvp_core.triplane import Triplane
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from syncvp_core.config import load_model_config  # noqa: E402
+from syncvp_core.flops import count_flops  # noqa: E402
+from syncvp_core.models.stca import NoFusion  # noqa: E402
+from syncvp_core.models.syncvp import SyncVPDenoiser  # noqa: E402
+from syncvp_core.triplane import Triplane  # noqa: E402
+
+KINDS = ("stca", "full", "none")
 
 
 def make_inputs(cfg, b=1):
@@ -52,92 +64,149 @@ def capture_fusion_inputs(den, inputs):
     return seen
 
 
+def is_attention_op(name: str) -> bool:
+    return "attention" in name or "bmm" in name
+
+
 def fusion_flops(den, seen):
     core = total = 0
     for i, args in seen:
-        counter = FlopCounterMode(display=False)
-        with counter, torch.no_grad():
-            den.fusion[i](*args)
-        counts = counter.get_flop_counts()["Global"]
-        total += counter.get_total_flops()
-        core += sum(v for k, v in counts.items() if "bmm" in str(k))
+        flops, per_op = count_flops(den.fusion[i], *args)
+        total += flops
+        core += sum(v for k, v in per_op.items() if is_attention_op(k))
     return core, total
 
 
-def median_time(fn, reps):
-    fn()
-    ts = []
-    for _ in range(reps):
-        t0 = time.perf_counter()
-        fn()
-        ts.append(time.perf_counter() - t0)
-    return statistics.median(ts)
+def interleaved(fns: dict, rounds: int) -> dict[str, list[float]]:
+    """Seconds per call of each function, ``rounds`` rounds, every variant once per round, rotated order."""
+    names = list(fns)
+    for n in names:  # warm-up (allocator, lazy init) outside the timed rounds
+        fns[n]()
+    out = {n: [] for n in names}
+    for r in range(rounds):
+        for n in names[r % len(names):] + names[:r % len(names)]:
+            t0 = time.perf_counter()
+            fns[n]()
+            out[n].append(time.perf_counter() - t0)
+    return out
 
 
-def run(resolution: int, reps: int):
-    base = load_model_config("paper", [f"resolution=[{resolution},{resolution}]"])
-    rows = {}
-    for kind in ("stca", "full", "none"):
-        cfg = load_model_config("paper", [f"resolution=[{resolution},{resolution}]", f"fusion.kind={kind}"])
+def spread(ts) -> dict[str, float]:
+    a = np.asarray(ts)
+    return {"median": float(np.median(a)), "p25": float(np.percentile(a, 25)), "p75": float(np.percentile(a, 75)),
+            "min": float(a.min()), "max": float(a.max()), "n": len(a)}
+
+
+def fmt_ms(s: dict) -> str:
+    return (f"{s['median'] * 1e3:8.1f} [{s['p25'] * 1e3:.1f}-{s['p75'] * 1e3:.1f}] "
+            f"({s['min'] * 1e3:.1f}-{s['max'] * 1e3:.1f})")
+
+
+def ratio_stats(a: list[float], b: list[float]) -> dict[str, float]:
+    """Per-round ratio a/b (paired: same round, same machine state)."""
+    r = [x / y for x, y in zip(a, b)]
+    return {"median": statistics.median(r), "min": min(r), "max": max(r)}
+
+
+def run(config: str, resolution: int, rounds: int, step_rounds: int) -> dict:
+    base = load_model_config(config, [f"resolution=[{resolution},{resolution}]"])
+    dens, seens, inputs = {}, {}, make_inputs(base)
+    flops = {}
+    for kind in KINDS:
+        cfg = load_model_config(config, [f"resolution=[{resolution},{resolution}]", f"fusion.kind={kind}"])
         torch.manual_seed(0)
-        den = SyncVPDenoiser(cfg).eval()
-        inputs = make_inputs(cfg)
-        seen = capture_fusion_inputs(den, inputs)
-        core, block = fusion_flops(den, seen) if seen else (0, 0)
-        counter = FlopCounterMode(display=False)
-        with counter, torch.no_grad():
-            den(*inputs)
-        step_flops = counter.get_total_flops()
+        dens[kind] = SyncVPDenoiser(cfg).eval()
+        seens[kind] = capture_fusion_inputs(dens[kind], inputs)
+        core, block = fusion_flops(dens[kind], seens[kind]) if seens[kind] else (0, 0)
+        step, _ = count_flops(dens[kind], *inputs)
+        flops[kind] = {"core": core, "block": block, "step": step, "blocks": len(seens[kind])}
 
-        def fusion_only(den=den, seen=seen):
+    def fusion_only(kind):
+        def f():
             with torch.no_grad():
-                for i, args in seen:
-                    den.fusion[i](*args)
+                for i, args in seens[kind]:
+                    dens[kind].fusion[i](*args)
+        return f
 
-        def step(den=den, inputs=inputs):
+    def step(kind):
+        def f():
             with torch.no_grad():
-                den(*inputs)
+                dens[kind](*inputs)
+        return f
 
-        rows[kind] = dict(core=core, block=block, step=step_flops, blocks=len(seen),
-                          t_fusion=median_time(fusion_only, reps) if seen else 0.0,
-                          t_step=median_time(step, max(1, reps // 2)))
+    t_fusion = interleaved({k: fusion_only(k) for k in ("stca", "full")}, rounds)
+    t_step = interleaved({k: step(k) for k in KINDS}, step_rounds) if step_rounds else {}
     # Analytic attention-matrix ratio at the fusion levels (token shapes of each block).
-    tokens = defaultdict(int)
-    ratio_terms = [0.0, 0.0]
-    den = SyncVPDenoiser(base).eval()
-    for _, (h_r, _h_d) in capture_fusion_inputs(den, make_inputs(base)):
+    num = den = 0.0
+    shapes = {}
+    for _, (h_r, _h_d) in seens["stca"]:
         sizes = [p.shape[-2] * p.shape[-1] * 1.0 for p in h_r.planes()]
-        ratio_terms[0] += sum(s * s for s in sizes) * h_r.channels
-        ratio_terms[1] += sum(sizes) ** 2 * h_r.channels
-        tokens[tuple(h_r.shape_thw)] += 1
-    return rows, ratio_terms[0] / ratio_terms[1], dict(tokens)
+        num += sum(s * s for s in sizes) * h_r.channels
+        den += sum(sizes) ** 2 * h_r.channels
+        shapes[str(tuple(h_r.shape_thw))] = shapes.get(str(tuple(h_r.shape_thw)), 0) + 1
+    return {"resolution": resolution, "flops": flops, "analytic_core_ratio": num / den, "fusion_shapes": shapes,
+            "fusion_s": {k: spread(v) for k, v in t_fusion.items()},
+            "fusion_ratio": ratio_stats(t_fusion["stca"], t_fusion["full"]),
+            "step_s": {k: spread(v) for k, v in t_step.items()},
+            "step_ratio": ratio_stats(t_step["stca"], t_step["full"]) if t_step else None}
 
 
-def main():
+def report(r: dict) -> str:
+    f, fl = r["flops"], r["flops"]
+    lines = [f"\n== {r['resolution']}x{r['resolution']} frames; fusion blocks at (T,H,W) plane sizes "
+             f"{r['fusion_shapes']}",
+             f"{'':6s}{'core GFLOP':>11s}{'block GFLOP':>12s}{'step GFLOP':>11s}   "
+             "fusion ms median [p25-p75] (min-max)      step ms median [p25-p75] (min-max)"]
+    for k in KINDS:
+        fs = fmt_ms(r["fusion_s"][k]) if k in r["fusion_s"] else " " * 8 + "-"
+        ss = fmt_ms(r["step_s"][k]) if k in r["step_s"] else "-"
+        lines.append(f"{k:6s}{fl[k]['core'] / 1e9:11.3f}{fl[k]['block'] / 1e9:12.3f}{fl[k]['step'] / 1e9:11.2f}   "
+                     f"{fs:40s}{ss}")
+    s, full = f["stca"], f["full"]
+    fr = r["fusion_ratio"]
+    lines += [
+        f"STCA / full, attention core FLOPs : {s['core'] / full['core']:.3f}  (analytic (1+2r^2)/(1+2r)^2 summed "
+        f"over blocks: {r['analytic_core_ratio']:.3f}; paper claims 0.37 at 64x64)",
+        f"STCA / full, fusion-block FLOPs   : {s['block'] / full['block']:.3f}",
+        f"STCA / full, fusion wall-clock    : median of {r['fusion_s']['stca']['n']} interleaved rounds "
+        f"{fr['median']:.3f} (range {fr['min']:.3f}-{fr['max']:.3f}); ratio of medians "
+        f"{r['fusion_s']['stca']['median'] / r['fusion_s']['full']['median']:.3f}",
+        f"denoiser step FLOPs, STCA / none  : {s['step'] / f['none']['step']:.3f};  full / none: "
+        f"{full['step'] / f['none']['step']:.3f}"]
+    if r["step_ratio"]:
+        st = r["step_s"]
+        lines.append(f"denoiser step time,  STCA / none  : {st['stca']['median'] / st['none']['median']:.3f};  "
+                     f"full / none: {st['full']['median'] / st['none']['median']:.3f};  STCA / full per round: "
+                     f"{r['step_ratio']['median']:.3f} (range {r['step_ratio']['min']:.3f}-"
+                     f"{r['step_ratio']['max']:.3f})")
+    return "\n".join(lines)
+
+
+def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--reps", type=int, default=5)
-    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--config", default="paper", help="model config whose dimensions are used (default paper)")
+    ap.add_argument("--rounds", type=int, default=15, help="interleaved rounds of the fusion blocks")
+    ap.add_argument("--step-rounds", type=int, default=3, help="interleaved rounds of whole denoiser steps (0: skip)")
+    ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--resolutions", type=int, nargs="+", default=[64, 128])
-    args = ap.parse_args()
+    ap.add_argument("--json", default=None, help="also write every figure here")
+    args = ap.parse_args(argv)
     torch.set_num_threads(args.threads)
-    print(f"torch {torch.__version__}, {args.threads} threads, paper dimensions (C=256, mult [1,2], 8 heads)")
+    load0 = os.getloadavg()[0]
+    print(f"torch {torch.__version__}, {args.threads} thread(s), {args.config} dimensions, load average "
+          f"{load0:.2f} on {os.cpu_count()} CPUs")
+    results = []
     for res in args.resolutions:
-        rows, analytic, shapes = run(res, args.reps)
-        s, f, n = rows["stca"], rows["full"], rows["none"]
-        print(f"\n== {res}x{res} frames; fusion blocks at (T,H,W) plane sizes {shapes}")
-        print(f"{'':10s}{'core GFLOP':>12s}{'block GFLOP':>13s}{'step GFLOP':>12s}{'fusion ms':>11s}{'step ms':>10s}")
-        for k in ("stca", "full", "none"):
-            r = rows[k]
-            print(f"{k:10s}{r['core'] / 1e9:12.3f}{r['block'] / 1e9:13.3f}{r['step'] / 1e9:12.2f}"
-                  f"{r['t_fusion'] * 1e3:11.1f}{r['t_step'] * 1e3:10.1f}")
-        print(f"STCA / full, attention core FLOPs : {s['core'] / f['core']:.3f}  (analytic (1+2r^2)/(1+2r)^2 "
-              f"summed over blocks: {analytic:.3f}; paper claims 0.37 at 64x64)")
-        print(f"STCA / full, fusion-block FLOPs   : {s['block'] / f['block']:.3f}")
-        print(f"STCA / full, fusion wall-clock    : {s['t_fusion'] / f['t_fusion']:.3f}")
-        print(f"denoiser step FLOPs, STCA / none  : {s['step'] / n['step']:.3f};  full / none: "
-              f"{f['step'] / n['step']:.3f}")
-        print(f"denoiser step time,  STCA / none  : {s['t_step'] / n['t_step']:.3f};  full / none: "
-              f"{f['t_step'] / n['t_step']:.3f}")
+        r = run(args.config, res, args.rounds, args.step_rounds)
+        results.append(r)
+        print(report(r), flush=True)
+    load1 = os.getloadavg()[0]
+    print(f"\nload average after: {load1:.2f}")
+    if args.json:
+        Path(args.json).write_text(json.dumps({"torch": torch.__version__, "threads": args.threads,
+                                               "config": args.config, "load": [load0, load1],
+                                               "results": results}, indent=1))
+    return results
 
 
 if __name__ == "__main__":

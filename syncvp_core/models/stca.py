@@ -18,10 +18,17 @@ Differences from the official code, deliberately (notes §3.3-3.4):
 
 ``FullCrossAttention`` is the ablation: the same kernel over the concatenated tokens of all three planes,
 so the cost ratio between the two is exactly the token-structure ratio (notes §3.6).
+
+Both blocks run the same few large kernels: per-plane norms, then ONE projection per weight over the
+concatenated tokens of all planes, the attention, ONE output projection per modality. STCA's per-plane
+attention runs planes with equal token counts (xt and yt of a square latent; all three when T = H = W) as
+one batched kernel, so a triplane costs one or two attention calls rather than three small ones. Looping
+over planes with small kernels made STCA slower than full attention on the CPU despite fewer FLOPs.
 """
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ..triplane import Triplane
@@ -32,17 +39,31 @@ def shared_cross_attention(q_r: Tensor, q_d: Tensor, v_r: Tensor, v_d: Tensor, h
     """The STCA kernel on token tensors (B, N, C) -> (out_r, out_d), each (B, N, C).
 
     One attention matrix A = Q_R Q_D^T / sqrt(d) per head; RGB attends with softmax over A's rows,
-    depth with softmax over A^T's rows (= A's columns). Softmax in fp32.
+    depth with softmax over A^T's rows (= A's columns). A^T = Q_D Q_R^T / sqrt(d) exactly, so each direction
+    is one fused scaled-dot-product attention with the other modality's queries as keys: the logits are
+    computed twice instead of materialising A, which is 2-3x faster on the CPU (measured at N = 256..1536)
+    and lets a GPU use flash attention; softmax accumulates in fp32 inside the fused kernels.
     """
     qr, qd, vr, vd = (split_heads(x, heads) for x in (q_r, q_d, v_r, v_d))
-    scale = qr.shape[-1] ** -0.5
-    a = torch.matmul(qr, qd.transpose(-1, -2)).float() * scale  # (B, h, N_r, N_d)
-    out_r = torch.matmul(torch.softmax(a, dim=-1).to(vd.dtype), vd)
-    out_d = torch.matmul(torch.softmax(a.transpose(-1, -2), dim=-1).to(vr.dtype), vr)
+    out_r = F.scaled_dot_product_attention(qr, qd, vd)
+    out_d = F.scaled_dot_product_attention(qd, qr, vr)
     return merge_heads(out_r), merge_heads(out_d)
 
 
+def equal_size_runs(sizes: list[int]) -> list[tuple[int, int]]:
+    """Consecutive planes with the same token count, as (first plane, number of planes) runs."""
+    runs: list[tuple[int, int]] = []
+    for i, n in enumerate(sizes):
+        if runs and sizes[runs[-1][0]] == n:
+            runs[-1] = (runs[-1][0], runs[-1][1] + 1)
+        else:
+            runs.append((i, 1))
+    return runs
+
+
 class _CrossModalBase(nn.Module):
+    """Norms, projections and residuals shared by STCA and full cross-attention; ``_mix`` is the attention."""
+
     def __init__(self, channels: int, heads: int):
         super().__init__()
         if channels % heads:
@@ -57,39 +78,49 @@ class _CrossModalBase(nn.Module):
         self.out_r = zero_module(nn.Linear(channels, channels))
         self.out_d = zero_module(nn.Linear(channels, channels))
 
-    def _attend(self, t_r: Tensor, t_d: Tensor) -> tuple[Tensor, Tensor]:
-        """Normalised token tensors (B, N, C) -> residual updates (B, N, C)."""
-        o_r, o_d = shared_cross_attention(self.q_r(t_r), self.q_d(t_d), self.v_r(t_r), self.v_d(t_d), self.heads)
-        return self.out_r(o_r), self.out_d(o_d)
-
-
-class STCA(_CrossModalBase):
-    """Factorised: one cross-attention per plane (xy, xt, yt), shared weights across planes."""
-
-    def forward(self, h_r: Triplane, h_d: Triplane) -> tuple[Triplane, Triplane]:
-        out_r, out_d = [], []
-        for p_r, p_d in zip(h_r.planes(), h_d.planes()):
-            hh, ww = p_r.shape[-2:]
-            u_r, u_d = self._attend(to_tokens(self.norm_r(p_r)), to_tokens(self.norm_d(p_d)))
-            out_r.append(p_r + from_tokens(u_r, hh, ww))
-            out_d.append(p_d + from_tokens(u_d, hh, ww))
-        return Triplane(*out_r), Triplane(*out_d)
-
-
-class FullCrossAttention(_CrossModalBase):
-    """Ablation: one cross-attention over the concatenated tokens of all three planes."""
+    def _mix(self, q_r: Tensor, q_d: Tensor, v_r: Tensor, v_d: Tensor, sizes: list[int]) -> tuple[Tensor, Tensor]:
+        """Projected tokens of all planes concatenated (B, sum(sizes), C) -> attention outputs, same layout."""
+        raise NotImplementedError
 
     def forward(self, h_r: Triplane, h_d: Triplane) -> tuple[Triplane, Triplane]:
         shapes = [p.shape[-2:] for p in h_r.planes()]
         sizes = [s[0] * s[1] for s in shapes]
         t_r = torch.cat([to_tokens(self.norm_r(p)) for p in h_r.planes()], dim=1)
         t_d = torch.cat([to_tokens(self.norm_d(p)) for p in h_d.planes()], dim=1)
-        u_r, u_d = self._attend(t_r, t_d)
-        parts_r = torch.split(u_r, sizes, dim=1)
-        parts_d = torch.split(u_d, sizes, dim=1)
+        o_r, o_d = self._mix(self.q_r(t_r), self.q_d(t_d), self.v_r(t_r), self.v_d(t_d), sizes)
+        parts_r = torch.split(self.out_r(o_r), sizes, dim=1)
+        parts_d = torch.split(self.out_d(o_d), sizes, dim=1)
         new_r = [p + from_tokens(u, s[0], s[1]) for p, u, s in zip(h_r.planes(), parts_r, shapes)]
         new_d = [p + from_tokens(u, s[0], s[1]) for p, u, s in zip(h_d.planes(), parts_d, shapes)]
         return Triplane(*new_r), Triplane(*new_d)
+
+
+class STCA(_CrossModalBase):
+    """Factorised: one cross-attention per plane (xy, xt, yt), shared weights across planes."""
+
+    def _mix(self, q_r, q_d, v_r, v_d, sizes):
+        b, _, c = q_r.shape
+        out_r, out_d = [], []
+        start = 0
+        for first, k in equal_size_runs(sizes):
+            n = sizes[first]
+
+            def planes_as_batch(x, start=start, k=k, n=n):
+                # (B, k*n, C) -> (B*k, n, C): k planes of n tokens each become k batch entries.
+                return x[:, start:start + k * n].reshape(b * k, n, c)
+
+            a_r, a_d = shared_cross_attention(*(planes_as_batch(x) for x in (q_r, q_d, v_r, v_d)), self.heads)
+            out_r.append(a_r.reshape(b, k * n, c))
+            out_d.append(a_d.reshape(b, k * n, c))
+            start += k * n
+        return torch.cat(out_r, dim=1), torch.cat(out_d, dim=1)
+
+
+class FullCrossAttention(_CrossModalBase):
+    """Ablation: one cross-attention over the concatenated tokens of all three planes."""
+
+    def _mix(self, q_r, q_d, v_r, v_d, sizes):
+        return shared_cross_attention(q_r, q_d, v_r, v_d, self.heads)
 
 
 class NoFusion(nn.Module):
