@@ -64,7 +64,8 @@ PARAMS: tuple[ParamSpec, ...] = (
        "Model checkpoint file. Empty = the checkpoint shipped with the package. 'random:<config>' (e.g. "
        "'random:tiny') builds a randomly initialised model of that config: for tests and benchmarks "
        "only, its predictions are noise.", "Model", scope="configure"),
-    _p("backend", str, "auto", "Inference backend passed to the Predictor.", "Model", scope="configure",
+    _p("backend", str, "auto", "Inference backend passed to the Predictor. 'auto' = the fastest one that is "
+       "installed and passes its self-check here, measured at configure.", "Model", scope="configure",
        choices=("auto", "torch", "onnxruntime", "tensorrt")),
     _p("device", str, "auto", "Torch device: 'auto' (cuda when available, else cpu), 'cpu', 'cuda', "
        "'cuda:N'.", "Model", scope="configure"),

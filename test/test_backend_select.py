@@ -2,6 +2,7 @@
 install hints instead of tracebacks for missing optional packages."""
 import logging
 import sys
+import time
 
 import pytest
 
@@ -17,64 +18,123 @@ def model():
     return Predictor.from_config(micro_config(), seed=0).model
 
 
-def _avail(monkeypatch, cuda, trt, ort_cuda):
+@pytest.fixture(autouse=True)
+def _fresh_ranking():
+    select.clear_auto_cache()
+    yield
+    select.clear_auto_cache()
+
+
+def _avail(monkeypatch, cuda, trt, ort_cuda, ort=True):
     monkeypatch.setattr(select, "cuda_usable", lambda device: cuda)
     monkeypatch.setattr(select, "tensorrt_available", lambda: trt)
     monkeypatch.setattr(select, "onnxruntime_cuda_available", lambda: ort_cuda)
+    monkeypatch.setattr(select, "onnxruntime_available", lambda: ort)
 
 
-@pytest.mark.parametrize("cuda,trt,ort_cuda,expected", [
-    (True, True, True, ["tensorrt", "onnxruntime", "torch"]),
-    (True, True, False, ["tensorrt", "torch"]),
-    (True, False, True, ["onnxruntime", "torch"]),
-    (True, False, False, ["torch"]),
-    (False, True, True, ["torch"]),  # no CUDA: neither TensorRT nor onnxruntime-CUDA qualifies
+@pytest.mark.parametrize("cuda,trt,ort_cuda,ort,expected", [
+    (True, True, True, True, ["torch", "tensorrt", "onnxruntime"]),
+    (True, True, False, True, ["torch", "tensorrt"]),  # onnxruntime-CPU does not serve a CUDA device
+    (True, False, True, True, ["torch", "onnxruntime"]),
+    (True, False, False, True, ["torch"]),
+    (False, True, True, True, ["torch", "onnxruntime"]),  # CPU: onnxruntime-CPU qualifies, TensorRT does not
+    (False, True, True, False, ["torch"]),
 ])
-def test_auto_order(monkeypatch, cuda, trt, ort_cuda, expected):
-    _avail(monkeypatch, cuda, trt, ort_cuda)
-    cands = auto_candidates("cuda:0")
+def test_auto_candidates(monkeypatch, cuda, trt, ort_cuda, ort, expected):
+    _avail(monkeypatch, cuda, trt, ort_cuda, ort)
+    cands = auto_candidates("cuda:0" if cuda else "cpu")
     assert [k for k, _ in cands] == expected
     assert all(reason for _, reason in cands)
 
 
-def test_auto_on_cpu_picks_torch_and_says_why(model, caplog):
-    with caplog.at_level(logging.INFO, logger="syncvp_core.backends.select"):
-        b = create_backend("auto", model, "cpu")
-    assert isinstance(b, TorchBackend) and b.name == "torch"
-    assert "not a usable CUDA device" in b.selection_reason
-    assert "inference backend: torch" in caplog.text and "auto" in caplog.text
+class _Fake:
+    """A stand-in backend: torch eager's denoiser, optionally slowed down, failing, or wrong."""
+
+    def __init__(self, name, model, delay=0.0, offset=0.0, fail=None):
+        self.name, self._ref, self.delay, self.offset, self.fail = name, TorchBackend(model, "cpu"), delay, offset, fail
+
+    def denoise(self, *args):
+        if self.fail:
+            raise RuntimeError(self.fail)
+        time.sleep(self.delay)
+        e_r, e_d = self._ref.denoise(*args)
+        return e_r.map(lambda p: p + self.offset), e_d
 
 
-def test_auto_falls_through_failing_candidates(model, monkeypatch, caplog):
-    _avail(monkeypatch, True, True, True)
-    real = select._create
-    tried = []
+def _fakes(monkeypatch, model, specs):
+    created = []
 
-    def fake_create(kind, model, device, checkpoint, options):
-        tried.append(kind)
-        if kind == "tensorrt":
-            raise RuntimeError("TensorRT could not parse denoiser_step.onnx")
-        if kind == "onnxruntime":
-            raise BackendError("onnxruntime could not start the CUDA provider")
-        return real(kind, model, "cpu", checkpoint, options)
+    def fake_create(kind, model_, device, checkpoint, options):
+        created.append(kind)
+        spec = specs[kind]
+        if isinstance(spec, Exception):
+            raise spec
+        return _Fake(kind, model, **spec)
 
     monkeypatch.setattr(select, "_create", fake_create)
+    return created
+
+
+def test_auto_picks_the_fastest_backend_that_passes_its_self_check(model, monkeypatch, caplog):
+    _avail(monkeypatch, True, True, True)
+    _fakes(monkeypatch, model, {"torch": {"delay": 0.03}, "onnxruntime": {"delay": 0.01},
+                                "tensorrt": {"delay": 0.0, "offset": 1.0}})  # fastest, but wrong
+    with caplog.at_level(logging.INFO, logger="syncvp_core.backends.select"):
+        b = create_backend("auto", model, "cpu")  # CUDA availability is patched in
+    assert b.name == "onnxruntime"
+    sel = b.selection
+    assert sel["onnxruntime"]["step_ms"] < sel["torch"]["step_ms"]
+    assert sel["onnxruntime"]["self_check_rel_err"] == 0.0
+    assert "self-check failed" in sel["tensorrt"]["dropped"]
+    assert "fastest passing backend" in b.selection_reason and "tensorrt: self-check failed" in b.selection_reason
+    assert "inference backend: onnxruntime" in caplog.text and "dropped" in caplog.text
+
+
+def test_auto_ranking_is_measured_once_per_process(model, monkeypatch):
+    _avail(monkeypatch, False, False, False, True)
+    created = _fakes(monkeypatch, model, {"torch": {"delay": 0.02}, "onnxruntime": {}})
+    assert create_backend("auto", model, "cpu").name == "onnxruntime"
+    assert created == ["torch", "onnxruntime"]
+    created.clear()
+    b = create_backend("auto", model, "cpu")
+    assert b.name == "onnxruntime" and created == ["onnxruntime"]  # no second measurement
+    assert "measured earlier in this process" in b.selection_reason
+    created.clear()
+    create_backend("auto", model, "cpu", threads=1)  # other options: measured again
+    assert created == ["torch", "onnxruntime"]
+
+
+def test_cached_ranking_falls_through_when_the_fastest_cannot_start(model, monkeypatch):
+    _avail(monkeypatch, False, False, False, True)
+    specs = {"torch": {"delay": 0.02}, "onnxruntime": {}}
+    _fakes(monkeypatch, model, specs)
+    create_backend("auto", model, "cpu")
+    specs["onnxruntime"] = BackendError("the export directory vanished")
+    b = create_backend("auto", model, "cpu")
+    assert b.name == "torch" and "export directory vanished" in b.selection_reason
+
+
+def test_auto_drops_candidates_that_fail_to_start_or_to_run(model, monkeypatch, caplog):
+    _avail(monkeypatch, True, True, True)
+    _fakes(monkeypatch, model, {"torch": {}, "tensorrt": RuntimeError("TensorRT could not parse denoiser_step.onnx"),
+                                "onnxruntime": {"fail": "CUDA provider lost the device"}})
     with caplog.at_level(logging.WARNING):
-        b = create_backend("auto", model, "cuda:0")
-    assert tried == ["tensorrt", "onnxruntime", "torch"] and b.name == "torch"
-    assert "could not parse" in b.selection_reason and "CUDA provider" in b.selection_reason
-    assert caplog.text.count("trying the next candidate") == 2
+        b = create_backend("auto", model, "cpu")  # CUDA availability is patched in
+    assert b.name == "torch"
+    assert "could not parse" in b.selection_reason and "lost the device" in b.selection_reason
+    assert caplog.text.count("is unusable") == 2
 
 
-def test_auto_picks_tensorrt_when_it_starts(model, monkeypatch):
-    _avail(monkeypatch, True, True, False)
-
-    class FakeTRT:
-        name = "tensorrt"
-
-    monkeypatch.setattr(select, "_create", lambda kind, *a: FakeTRT() if kind == "tensorrt" else None)
-    b = create_backend("auto", model, "cuda:0")
-    assert b.name == "tensorrt" and "tensorrt imports" in b.selection_reason
+def test_auto_on_cpu_measures_the_real_backends(model, tmp_path):
+    # Real torch eager vs real onnxruntime-CPU (exported on the fly): the faster one is chosen, both agree.
+    pytest.importorskip("onnxruntime")
+    pytest.importorskip("onnx")
+    b = create_backend("auto", model, "cpu", cache_dir=tmp_path)
+    sel = b.selection
+    assert set(sel) == {"torch", "onnxruntime"}
+    assert sel["onnxruntime"]["self_check_rel_err"] < 1e-4
+    assert b.name == min(sel, key=lambda k: sel[k]["step_ms"])
+    assert "one denoiser step" in b.selection_reason
 
 
 def test_explicit_tensorrt_without_tensorrt_gives_install_hint(model, monkeypatch):
@@ -116,6 +176,7 @@ def test_cuda_graphs_need_cuda(model):
         create_backend("torch", model, "cpu", cuda_graphs=True)
 
 
-def test_predictor_reports_the_chosen_backend():
+def test_predictor_reports_the_chosen_backend(monkeypatch):
+    monkeypatch.setattr(select, "onnxruntime_available", lambda: False)
     p = Predictor.from_config(micro_config(), seed=0, backend="auto")
-    assert p.backend_name == "torch"
+    assert p.backend_name == "torch" and p.backend.selection_reason.startswith("fastest passing backend")

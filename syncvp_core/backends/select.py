@@ -1,9 +1,19 @@
 """Backend selection: ``auto`` | ``torch`` | ``onnxruntime`` | ``tensorrt``.
 
-``auto`` tries, in order: TensorRT (when ``tensorrt`` imports and the requested device is a usable CUDA
-device), onnxruntime with the CUDA execution provider (same condition, for onnxruntime-gpu), then torch.
-A candidate that fails to start (e.g. an engine build error) is logged and the next one is tried. The chosen
-backend and the reason are logged and kept on the backend as ``selection_reason``.
+``auto`` picks the FASTEST backend that is installed and passes its self-check, measured on this machine:
+
+1. candidates: torch always; onnxruntime when it imports (on a CUDA device only with its CUDA execution
+   provider); TensorRT when it imports and the device is a usable CUDA device;
+2. each candidate that starts runs one joint denoiser step on fixed random inputs and must agree with torch
+   eager (relative max error within :data:`SELF_CHECK_TOL`); a candidate that fails to start or to agree is
+   logged and dropped;
+3. the passing candidates are ranked by the median time of that step (it runs ``steps`` times per prediction
+   and dominates it), and the fastest is used.
+
+The ranking is cached per process (key: model config, device, options), so a second Predictor of the same
+model (a node reconfigured, a test suite) does not measure again; it starts the fastest one, falling through
+the ranking if it cannot start. The choice, the timings and the reason are logged and kept on the backend as
+``selection_reason`` and ``selection`` (per candidate: median step ms, self-check error, or why it was dropped).
 
 An explicitly requested backend that cannot start raises :class:`BackendError` (with an install hint for a
 missing optional package) instead of silently running something else.
@@ -17,13 +27,17 @@ Options (keyword arguments of :func:`create_backend`, all optional):
 """
 from __future__ import annotations
 
+import json
 import logging
+import statistics
+import time
 from pathlib import Path
 
 import torch
 
 from ..export.deps import MissingDependency, available
 from ..models.syncvp import SyncVPModel
+from ..triplane import Triplane
 from .errors import BackendError
 from .torch_backend import TorchBackend
 
@@ -35,7 +49,16 @@ EXPORT_OPTIONS = ("export_dir", "cache_dir", "opset")
 ORT_OPTIONS = ("threads",)
 TRT_OPTIONS = ("precision", "engine_dir", "opt_batch", "max_batch", "workspace_bytes")
 
-__all__ = ["BACKENDS", "BackendError", "create_backend", "auto_candidates"]
+__all__ = ["BACKENDS", "BackendError", "create_backend", "auto_candidates", "clear_auto_cache"]
+
+# Self-check tolerance: max |out - torch eager| / max |torch eager| over the step's outputs. fp32 graph
+# runtimes agree to ~1e-6; TensorRT's fp16/bf16 engines to ~1e-3 (docs/deployment.md §4).
+SELF_CHECK_TOL = {"fp32": 1e-3, "half": 5e-2}
+# Timing per candidate: at least one step after warm-up, at most this many, stopping after TIME_BUDGET_S.
+TIMED_STEPS = 5
+TIME_BUDGET_S = 3.0
+
+_ranking_cache: dict[str, list[str]] = {}
 
 
 # Availability probes, module-level so tests can monkeypatch them.
@@ -47,6 +70,11 @@ def cuda_usable(device: str) -> bool:
     return torch.device(device).type == "cuda" and torch.cuda.is_available()
 
 
+def onnxruntime_available() -> bool:
+    # The graph backends export on the fly, so onnx must import too.
+    return available("onnxruntime") and available("onnx")
+
+
 def onnxruntime_cuda_available() -> bool:
     from .onnxruntime_backend import cuda_provider_available
 
@@ -54,22 +82,22 @@ def onnxruntime_cuda_available() -> bool:
 
 
 def auto_candidates(device: str) -> list[tuple[str, str]]:
-    """Backends ``auto`` tries for ``device``, in order, each with the reason it qualifies."""
-    out: list[tuple[str, str]] = []
-    skipped: list[str] = []
-    if not cuda_usable(device):
-        skipped.append(f"device {device!r} is not a usable CUDA device (TensorRT and onnxruntime-CUDA need one)")
-    else:
+    """Backends ``auto`` measures for ``device``, torch first (the self-check reference), each with the
+    reason it qualifies."""
+    out: list[tuple[str, str]] = [("torch", "always available (the reference)")]
+    if cuda_usable(device):
         if tensorrt_available():
             out.append(("tensorrt", f"tensorrt imports and CUDA device {device!r} is available"))
-        else:
-            skipped.append("tensorrt is not importable")
         if onnxruntime_cuda_available():
             out.append(("onnxruntime", "onnxruntime has the CUDAExecutionProvider"))
-        else:
-            skipped.append("onnxruntime has no CUDAExecutionProvider")
-    out.append(("torch", "fallback: " + "; ".join(skipped) if skipped else "fallback after the others failed"))
+    elif torch.device(device).type == "cpu" and onnxruntime_available():
+        out.append(("onnxruntime", "onnxruntime and onnx import"))
     return out
+
+
+def clear_auto_cache() -> None:
+    """Forget the measured rankings (the next ``auto`` measures again)."""
+    _ranking_cache.clear()
 
 
 def create_backend(kind: str, model: SyncVPModel, device: str = "cpu", checkpoint: Path | None = None,
@@ -85,22 +113,119 @@ def create_backend(kind: str, model: SyncVPModel, device: str = "cpu", checkpoin
         backend.selection_reason = "requested"
         log.info("inference backend: %s on %s (requested)", backend.name, device)
         return backend
+    key = json.dumps([model.cfg.to_dict(), str(device), {k: str(v) for k, v in sorted(options.items())}],
+                     sort_keys=True, default=str)
+    if key in _ranking_cache:
+        return _start_ranked(_ranking_cache[key], model, device, checkpoint, options)
+    backend, ranking = _measure(model, device, checkpoint, options)
+    _ranking_cache[key] = ranking
+    return backend
+
+
+def _start_ranked(ranking: list[str], model, device, checkpoint, options):
+    """A cached ranking: start the fastest candidate that starts (torch is always last-resort)."""
     failures = []
-    for cand, reason in auto_candidates(device):
+    for kind in ranking + ([] if "torch" in ranking else ["torch"]):
         try:
-            backend = _create(cand, model, device, checkpoint, options)
-        except Exception as e:  # noqa: BLE001 - auto must fall through to the next candidate, and say why
-            if cand == "torch":
+            backend = _create(kind, model, device, checkpoint, options)
+        except Exception as e:  # noqa: BLE001 - fall through the ranking, and say why
+            if kind == "torch":
                 raise
-            failures.append(f"{cand}: {e}")
-            log.warning("backend auto: %s is unusable (%s: %s); trying the next candidate", cand, type(e).__name__, e)
+            failures.append(f"{kind}: {e}")
+            log.warning("backend auto: %s is unusable (%s: %s); trying the next candidate", kind, type(e).__name__, e)
             continue
+        backend.selection_reason = f"fastest passing backend measured earlier in this process (ranking {ranking})"
         if failures:
-            reason += " (failed: " + " | ".join(failures) + ")"
-        backend.selection_reason = reason
-        log.info("inference backend: %s on %s (auto: %s)", backend.name, device, reason)
+            backend.selection_reason += " (failed: " + " | ".join(failures) + ")"
+        backend.selection = {}
+        log.info("inference backend: %s on %s (auto: %s)", backend.name, device, backend.selection_reason)
         return backend
     raise AssertionError("unreachable: torch is always a candidate")
+
+
+def _check_inputs(model: SyncVPModel, device: str):
+    """Fixed random inputs of one joint denoiser step at the model's shapes (batch 1, full mode)."""
+    cfg = model.cfg
+    lh, lw = cfg.latent_size
+    c = cfg.autoencoder.latent_channels
+    g = torch.Generator().manual_seed(0)
+
+    def tp(frames):
+        return Triplane.randn_like(Triplane.zeros(1, c, frames, lh, lw), g).to(device)
+
+    x = tp(cfg.chunk_frames)
+    return (x, x, torch.full((1,), 500, dtype=torch.long, device=device), tp(cfg.context_frames),
+            tp(cfg.context_frames), torch.ones(1, 2, device=device))
+
+
+def _sync(device: str) -> None:
+    if torch.device(device).type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def _time_step(backend, inputs, device: str) -> tuple[float, Triplane, Triplane]:
+    """(median seconds per step after a warm-up call, eps_r, eps_d of the warm-up call)."""
+    eps_r, eps_d = backend.denoise(*inputs)  # first call: lazy work (compile, capture, allocation)
+    _sync(device)
+    ts: list[float] = []
+    start = time.perf_counter()
+    while len(ts) < TIMED_STEPS and (not ts or time.perf_counter() - start < TIME_BUDGET_S):
+        t0 = time.perf_counter()
+        backend.denoise(*inputs)
+        _sync(device)
+        ts.append(time.perf_counter() - t0)
+    return statistics.median(ts), eps_r, eps_d
+
+
+def _rel_error(out: tuple[Triplane, Triplane], ref: tuple[Triplane, Triplane]) -> float:
+    a = torch.cat([p.detach().float().flatten().cpu() for tp in out for p in tp.planes()])
+    b = torch.cat([p.detach().float().flatten().cpu() for tp in ref for p in tp.planes()])
+    if a.shape != b.shape or not torch.isfinite(a).all():
+        return float("inf")
+    return float((a - b).abs().max() / b.abs().max().clamp_min(1e-12))
+
+
+def _tolerance(kind: str, options: dict) -> float:
+    half = kind == "tensorrt" and options.get("precision", "fp16") != "fp32"
+    return SELF_CHECK_TOL["half" if half else "fp32"]
+
+
+def _measure(model: SyncVPModel, device: str, checkpoint: Path | None, options: dict):
+    """Start, self-check and time every candidate; keep the fastest passing one. Returns (backend, ranking)."""
+    inputs = _check_inputs(model, device)
+    results: dict[str, dict] = {}
+    started: dict[str, object] = {}
+    ref = None
+    for kind, why in auto_candidates(device):
+        try:
+            backend = _create(kind, model, device, checkpoint, options)
+            sec, eps_r, eps_d = _time_step(backend, inputs, device)
+        except Exception as e:  # noqa: BLE001 - auto drops a candidate that cannot run, and says why
+            if kind == "torch":
+                raise
+            results[kind] = {"dropped": f"{type(e).__name__}: {str(e).splitlines()[0][:200] if str(e) else ''}"}
+            log.warning("backend auto: %s is unusable (%s); trying the others", kind, results[kind]["dropped"])
+            continue
+        if ref is None:  # torch eager comes first: the reference
+            ref = (eps_r, eps_d)
+        err = _rel_error((eps_r, eps_d), ref)
+        results[kind] = {"step_ms": sec * 1e3, "self_check_rel_err": err, "qualifies": why}
+        if err > _tolerance(kind, options):
+            results[kind]["dropped"] = f"self-check failed: relative error {err:.2e} vs torch eager"
+            log.warning("backend auto: %s dropped, %s", kind, results[kind]["dropped"])
+            continue
+        started[kind] = backend
+    ranking = sorted(started, key=lambda k: results[k]["step_ms"])
+    best = ranking[0]
+    backend = started[best]
+    started.clear()  # release the losers (sessions, engines, device memory)
+    timings = ", ".join(f"{k} {results[k]['step_ms']:.1f} ms" for k in ranking)
+    dropped = "; ".join(f"{k}: {r['dropped']}" for k, r in results.items() if "dropped" in r)
+    backend.selection_reason = (f"fastest passing backend on {device}: one denoiser step {timings}"
+                                + (f" (dropped: {dropped})" if dropped else ""))
+    backend.selection = results
+    log.info("inference backend: %s on %s (auto: %s)", backend.name, device, backend.selection_reason)
+    return backend, ranking
 
 
 def _create(kind: str, model: SyncVPModel, device: str, checkpoint: Path | None, options: dict):
