@@ -23,7 +23,8 @@ Options (keyword arguments of :func:`create_backend`, all optional):
 * ``export_dir``: a ``syncvp export`` directory for onnxruntime/TensorRT; without it the model is exported on
   the fly into the cache (``cache_dir``, default ``~/.cache/syncvp``);
 * ``precision`` (TensorRT: fp16 | bf16 | fp32, default fp16), ``engine_dir``, ``opt_batch``, ``max_batch``;
-* ``compile`` / ``compile_autoencoders`` / ``cuda_graphs`` (torch), ``threads`` (onnxruntime intra-op threads).
+* ``compile`` / ``compile_autoencoders`` / ``compile_mode`` / ``compile_backend`` / ``cuda_graphs`` (torch),
+  ``threads`` (onnxruntime intra-op threads).
 """
 from __future__ import annotations
 
@@ -44,7 +45,7 @@ from .torch_backend import TorchBackend
 log = logging.getLogger(__name__)
 
 BACKENDS = ("auto", "torch", "onnxruntime", "tensorrt")
-TORCH_OPTIONS = ("compile", "cuda_graphs", "compile_mode", "compile_autoencoders")
+TORCH_OPTIONS = ("compile", "cuda_graphs", "compile_mode", "compile_autoencoders", "compile_backend")
 EXPORT_OPTIONS = ("export_dir", "cache_dir", "opset")
 ORT_OPTIONS = ("threads",)
 TRT_OPTIONS = ("precision", "engine_dir", "opt_batch", "max_batch", "workspace_bytes")
@@ -238,7 +239,8 @@ def _create(kind: str, model: SyncVPModel, device: str, checkpoint: Path | None,
                 return CompiledTorchBackend(model, device, compile=bool(opts.get("compile")),
                                             cuda_graphs=bool(opts.get("cuda_graphs")),
                                             compile_mode=opts.get("compile_mode"),
-                                            compile_autoencoders=bool(opts.get("compile_autoencoders")))
+                                            compile_autoencoders=bool(opts.get("compile_autoencoders")),
+                                            compile_backend=opts.get("compile_backend", "inductor"))
             return TorchBackend(model, device)
         if kind == "onnxruntime":
             from ..export.deps import require

@@ -24,7 +24,8 @@ from .torch_backend import TorchBackend
 
 class CompiledTorchBackend(TorchBackend):
     def __init__(self, model: SyncVPModel, device: str = "cpu", compile: bool = True, cuda_graphs: bool = False,
-                 compile_mode: str | None = None, compile_autoencoders: bool = False):
+                 compile_mode: str | None = None, compile_autoencoders: bool = False,
+                 compile_backend: str = "inductor"):
         super().__init__(model, device)
         if cuda_graphs and torch.device(device).type != "cuda":
             raise BackendError(f"CUDA graphs need a CUDA device, got device={device!r}")
@@ -39,7 +40,7 @@ class CompiledTorchBackend(TorchBackend):
         for g in graph_specs(model.cfg):
             m = graph_module(self.model, g)
             wanted = compile and (g == DENOISER or compile_autoencoders)
-            self._graphs[g] = torch.compile(m, mode=compile_mode, dynamic=False) if wanted else m
+            self._graphs[g] = torch.compile(m, backend=compile_backend, mode=compile_mode, dynamic=False) if wanted else m
         self._step_outputs = graph_specs(model.cfg)[DENOISER].output_names
         self._captured: dict[tuple, tuple[torch.cuda.CUDAGraph, list[Tensor], tuple[Tensor, ...]]] = {}
 
