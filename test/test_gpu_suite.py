@@ -1,0 +1,80 @@
+"""bench/gpu_suite.py --smoke on the CPU: every section runs its code path, and what the CPU lacks (CUDA graphs,
+CUDA memory statistics, a GPU peak) is recorded with a reason instead of crashing the suite."""
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(scope="module")
+def report(tmp_path_factory):
+    out = tmp_path_factory.mktemp("gpu_suite")
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT)}
+    proc = subprocess.run([sys.executable, str(ROOT / "bench" / "gpu_suite.py"), "--smoke", "--device", "cpu",
+                           "--threads", "1", "--out", str(out)], capture_output=True, text=True, env=env, timeout=900)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    return json.loads((out / "report.json").read_text()), (out / "report.md").read_text()
+
+
+def test_every_section_ran_and_none_failed(report):
+    rep, md = report
+    assert list(rep["sections"]) == ["correctness", "paper", "tiny", "training", "release", "compile"]
+    for name, sec in rep["sections"].items():
+        assert "failed" not in sec and "skipped" not in sec, (name, sec)
+        assert f"## {name}" in md
+    assert rep["env"]["smoke"] is True and rep["env"]["peak_tflops"] is None
+    assert "no GPU peak" in rep["env"]["peak_source"]
+
+
+def test_correctness_compares_every_dtype_and_stage(report):
+    rows = report[0]["sections"]["correctness"]["by_dtype"]
+    assert set(rows) == {"fp32", "fp16", "bf16"}
+    assert all(rows["fp32"][k]["max_abs"] == 0.0 for k in ("encode", "denoiser_step", "decode", "sampled_chunk"))
+    for dt in ("fp16", "bf16"):  # autocast really ran in half precision: not bit-identical, but close
+        assert 0.0 < rows[dt]["denoiser_step"]["rel"] < rows[dt]["tolerance_rel"], rows[dt]
+        assert rows[dt]["within_tolerance"] is True
+
+
+def test_paper_official_vs_fast_side_by_side(report):
+    sec = report[0]["sections"]["paper"]
+    off = sec["official"]
+    assert off["dtype"] == "fp32" and off["steps"] == 4 and off["eta"] == 1.0 and off["median_s"] > 0
+    assert sec["chunks"] == 2  # the rollout path ran (2 -> 6 frames with 4-frame chunks)
+    fast = {r["variant"]: r for r in sec["fast"]}
+    assert fast["fp16 eager"]["median_s"] > 0 and fast["bf16 eager"]["median_s"] > 0
+    for name in ("fp16 CUDA graphs", "bf16 CUDA graphs"):
+        assert "CUDA graphs need a CUDA device" in fast[name]["skipped"]
+    # fewer DDIM steps in the fast path: fewer counted FLOPs per prediction
+    assert 0 < fast["fp16 eager"]["flops"] < off["flops"]
+    assert sec["speedup_vs_official"] > 0 and sec["fastest"] in fast
+    sb = sec["shape_bound"]
+    assert sb["distinct_ops"] > 10 and sb["flops"] > 0 and sb["fraction_of_shape_bound"] > 0
+    assert all("skipped" in r["memory"] for r in [off, fast["fp16 eager"]])
+
+
+def test_tiny_throughput_batches(report):
+    for v in report[0]["sections"]["tiny"]["variants"]:
+        assert [r["batch"] for r in v["by_batch"]] == [1, 2]
+        assert v["best_predictions_per_s"] >= v["batch1_predictions_per_s"] > 0
+
+
+def test_training_and_release(report):
+    sections = report[0]["sections"]
+    assert [r["config"] for r in sections["training"]["configs"]] == ["tiny", "paper"]
+    assert all(r["clips_per_s"] > 0 for r in sections["training"]["configs"])
+    rel = sections["release"]
+    assert rel["eager"]["released"] is True and rel["eager"]["model_unreachable_without_gc"] is True
+    assert "CUDA device" in rel["CUDA graphs"]["skipped"]
+
+
+def test_compiled_path_equals_eager(report):
+    rows = {r["variant"].split(" ", 1)[1]: r for r in report[0]["sections"]["compile"]["variants"]}
+    compiled = rows["compile (eager)"]
+    assert compiled["vs_eager_step"]["max_abs"] == 0.0  # dynamo's eager backend runs the same kernels
+    assert compiled["vs_eager_prediction"]["rgb_max_levels"] == 0
+    assert "CUDA device" in rows["compile (eager) + CUDA graphs"]["skipped"]
