@@ -52,6 +52,7 @@ from torch.utils._pytree import tree_map
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from syncvp_core.backends.selfcheck import random_step_inputs, sync  # noqa: E402
 from syncvp_core.config import ModelConfig, apply_overrides, from_dict, load_model_config  # noqa: E402
 from syncvp_core.diffusion.ddim import DDIMSampler, sample_joint  # noqa: E402
 from syncvp_core.diffusion.losses import joint_loss  # noqa: E402
@@ -168,11 +169,6 @@ def is_cuda(device: str) -> bool:
     return torch.device(device).type == "cuda"
 
 
-def sync(device: str) -> None:
-    if is_cuda(device):
-        torch.cuda.synchronize()
-
-
 def precision(device: str, dtype: str, graphs: bool = False):
     """fp32: nothing; fp16/bf16: autocast. The autocast weight cache must be off while a CUDA graph is
     captured (a cached cast made during capture would be freed memory at replay)."""
@@ -262,19 +258,6 @@ def sensor_context(cfg: ModelConfig, batch: int | None = None, seed: int = 0):
     rgb = r.integers(0, 256, (*lead, cfg.context_frames, h, w, 3), dtype=np.uint8)
     dep = r.uniform(cfg.depth.min_m * 1.5, cfg.depth.max_m * 0.5, (*lead, cfg.context_frames, h, w)).astype(np.float32)
     return rgb, dep
-
-
-def step_inputs(cfg: ModelConfig, device: str, batch: int = 1, seed: int = 0):
-    lh, lw = cfg.latent_size
-    c = cfg.autoencoder.latent_channels
-    g = torch.Generator().manual_seed(seed)
-
-    def tp(frames):
-        return Triplane.randn_like(Triplane.zeros(batch, c, frames, lh, lw), g).map(torch.tanh).to(device)
-
-    x = tp(cfg.chunk_frames)
-    return (x, x, torch.full((batch,), 500, dtype=torch.long, device=device), tp(cfg.context_frames),
-            tp(cfg.context_frames), torch.ones(batch, 2, device=device))
 
 
 def random_model(cfg: ModelConfig, seed: int = 0) -> SyncVPModel:
@@ -425,7 +408,7 @@ def section_correctness(plan: Plan, device: str, budget: Budget) -> dict:
                                                    *cfg.latent_size), g).map(torch.tanh)
         lat_d = lat_r.map(torch.neg)
         ref["dec_r"], ref["dec_d"] = decode(cpu_model, "rgb", lat_r, clip_r), decode(cpu_model, "depth", lat_d, clip_d)
-        ref["step"] = denoise(cpu_model, *step_inputs(cfg, "cpu"))
+        ref["step"] = denoise(cpu_model, *random_step_inputs(cfg, "cpu"))
         ref["chunk"] = sample_chunk(cpu_model, clip_r, clip_d, steps, seed=0)
     rows = {}
     for dt in DTYPES:
@@ -435,7 +418,8 @@ def section_correctness(plan: Plan, device: str, budget: Budget) -> dict:
                 cr, cd = clip_r.to(device), clip_d.to(device)
                 row["encode"] = merge_errors([triplane_errors(encode(dev_model, "rgb", cr), ref["enc_r"]),
                                               triplane_errors(encode(dev_model, "depth", cd), ref["enc_d"])])
-                row["denoiser_step"] = triplane_errors(denoise(dev_model, *step_inputs(cfg, device)), ref["step"])
+                eps = denoise(dev_model, *random_step_inputs(cfg, device))
+                row["denoiser_step"] = triplane_errors(eps, ref["step"])
                 row["decode"] = merge_errors([
                     errors(decode(dev_model, "rgb", lat_r.to(device), cr), ref["dec_r"]),
                     errors(decode(dev_model, "depth", lat_d.to(device), cd), ref["dec_d"])])
@@ -478,7 +462,7 @@ def run_variant(model: SyncVPModel, device: str, v: Variant, rgb, dep, horizon: 
     try:
         with MemoryWatch(device) as mem:
             pred = Predictor(model, device, backend="torch", backend_options=v.options)
-            inputs = step_inputs(model.cfg, device)
+            inputs = random_step_inputs(model.cfg, device)
             with precision(device, v.dtype, v.graphs):
                 t0 = time.perf_counter()
                 eps = pred.backend.denoise(*inputs)
@@ -546,7 +530,7 @@ def section_paper(plan: Plan, device: str, budget: Budget, state: dict) -> dict:
         out["fastest"] = best["variant"]
         out["speedup_vs_official"] = out["official"]["median_s"] / best["median_s"]
         pred = best["_predictor"]
-        inputs = step_inputs(cfg_fast, device)
+        inputs = random_step_inputs(cfg_fast, device)
         try:
             with precision(device, best["dtype"]):
                 sb = shape_bound(lambda: pred.backend.denoise(*inputs), device, plan.op_iters)

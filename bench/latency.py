@@ -28,9 +28,9 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from syncvp_core.backends.select import create_backend  # noqa: E402
+from syncvp_core.backends.selfcheck import random_step_inputs  # noqa: E402
 from syncvp_core.export.deps import available  # noqa: E402
 from syncvp_core.predictor import Predictor  # noqa: E402
-from syncvp_core.triplane import Triplane  # noqa: E402
 
 CPU_BACKENDS = ("torch-eager", "torch-compiled", "onnxruntime")
 GPU_BACKENDS = ("torch-eager", "torch-compiled", "torch-cudagraphs", "onnxruntime", "tensorrt")
@@ -68,21 +68,6 @@ def timeit(fn, reps: int, warmup: int, device: str) -> np.ndarray:
     return np.array(out)
 
 
-def step_inputs(p: Predictor, device: str):
-    cfg = p.config
-    lh, lw = cfg.latent_size
-    c = cfg.autoencoder.latent_channels
-    g = torch.Generator().manual_seed(0)
-
-    def tp(t):
-        z = Triplane.zeros(1, c, t, lh, lw)
-        return Triplane.randn_like(z, g).to(device)
-
-    x = tp(cfg.chunk_frames)
-    return (x, x, torch.full((1,), 500, dtype=torch.long, device=device), tp(cfg.context_frames),
-            tp(cfg.context_frames), torch.ones(1, 2, device=device))
-
-
 def sensor_clip(p: Predictor, seed: int = 0):
     r = np.random.default_rng(seed)
     h, w = 120, 160  # the real-rgbd sequences' size: includes the resize both ways
@@ -99,7 +84,7 @@ def bench_model(name: str, kinds, args, threads: int) -> list[dict]:
     per_pred = not (name == "paper" and device == "cpu" and not args.paper_predictions)
     step_reps = args.step_reps if not (name == "paper" and device == "cpu") else args.paper_step_reps
     rows = []
-    inputs = step_inputs(p, device)
+    inputs = random_step_inputs(p.config, device)
     rgb, dep = sensor_clip(p)
     for kind in kinds:
         row = {"model": name, "backend": kind, "threads": threads, "device": device, "steps": steps}

@@ -30,16 +30,14 @@ from __future__ import annotations
 
 import json
 import logging
-import statistics
-import time
 from pathlib import Path
 
 import torch
 
 from ..export.deps import MissingDependency, available
 from ..models.syncvp import SyncVPModel
-from ..triplane import Triplane
 from .errors import BackendError
+from .selfcheck import random_step_inputs, relative_error, time_step
 from .torch_backend import TorchBackend
 
 log = logging.getLogger(__name__)
@@ -144,48 +142,6 @@ def _start_ranked(ranking: list[str], model, device, checkpoint, options):
     raise AssertionError("unreachable: torch is always a candidate")
 
 
-def _check_inputs(model: SyncVPModel, device: str):
-    """Fixed random inputs of one joint denoiser step at the model's shapes (batch 1, full mode)."""
-    cfg = model.cfg
-    lh, lw = cfg.latent_size
-    c = cfg.autoencoder.latent_channels
-    g = torch.Generator().manual_seed(0)
-
-    def tp(frames):
-        return Triplane.randn_like(Triplane.zeros(1, c, frames, lh, lw), g).to(device)
-
-    x = tp(cfg.chunk_frames)
-    return (x, x, torch.full((1,), 500, dtype=torch.long, device=device), tp(cfg.context_frames),
-            tp(cfg.context_frames), torch.ones(1, 2, device=device))
-
-
-def _sync(device: str) -> None:
-    if torch.device(device).type == "cuda":
-        torch.cuda.synchronize(device)
-
-
-def _time_step(backend, inputs, device: str) -> tuple[float, Triplane, Triplane]:
-    """(median seconds per step after a warm-up call, eps_r, eps_d of the warm-up call)."""
-    eps_r, eps_d = backend.denoise(*inputs)  # first call: lazy work (compile, capture, allocation)
-    _sync(device)
-    ts: list[float] = []
-    start = time.perf_counter()
-    while len(ts) < TIMED_STEPS and (not ts or time.perf_counter() - start < TIME_BUDGET_S):
-        t0 = time.perf_counter()
-        backend.denoise(*inputs)
-        _sync(device)
-        ts.append(time.perf_counter() - t0)
-    return statistics.median(ts), eps_r, eps_d
-
-
-def _rel_error(out: tuple[Triplane, Triplane], ref: tuple[Triplane, Triplane]) -> float:
-    a = torch.cat([p.detach().float().flatten().cpu() for tp in out for p in tp.planes()])
-    b = torch.cat([p.detach().float().flatten().cpu() for tp in ref for p in tp.planes()])
-    if a.shape != b.shape or not torch.isfinite(a).all():
-        return float("inf")
-    return float((a - b).abs().max() / b.abs().max().clamp_min(1e-12))
-
-
 def _tolerance(kind: str, options: dict) -> float:
     half = kind == "tensorrt" and options.get("precision", "fp16") != "fp32"
     return SELF_CHECK_TOL["half" if half else "fp32"]
@@ -193,14 +149,14 @@ def _tolerance(kind: str, options: dict) -> float:
 
 def _measure(model: SyncVPModel, device: str, checkpoint: Path | None, options: dict):
     """Start, self-check and time every candidate; keep the fastest passing one. Returns (backend, ranking)."""
-    inputs = _check_inputs(model, device)
+    inputs = random_step_inputs(model.cfg, device)
     results: dict[str, dict] = {}
     started: dict[str, object] = {}
     ref = None
     for kind, why in auto_candidates(device):
         try:
             backend = _create(kind, model, device, checkpoint, options)
-            sec, eps_r, eps_d = _time_step(backend, inputs, device)
+            sec, eps_r, eps_d = time_step(backend, inputs, device, TIMED_STEPS, TIME_BUDGET_S)
         except Exception as e:  # noqa: BLE001 - auto drops a candidate that cannot run, and says why
             if kind == "torch":
                 raise
@@ -209,7 +165,7 @@ def _measure(model: SyncVPModel, device: str, checkpoint: Path | None, options: 
             continue
         if ref is None:  # torch eager comes first: the reference
             ref = (eps_r, eps_d)
-        err = _rel_error((eps_r, eps_d), ref)
+        err = relative_error((eps_r, eps_d), ref)
         results[kind] = {"step_ms": sec * 1e3, "self_check_rel_err": err, "qualifies": why}
         if err > _tolerance(kind, options):
             results[kind]["dropped"] = f"self-check failed: relative error {err:.2e} vs torch eager"

@@ -40,7 +40,9 @@ class CompiledTorchBackend(TorchBackend):
         for g in graph_specs(model.cfg):
             m = graph_module(self.model, g)
             wanted = compile and (g == DENOISER or compile_autoencoders)
-            self._graphs[g] = torch.compile(m, backend=compile_backend, mode=compile_mode, dynamic=False) if wanted else m
+            if wanted:
+                m = torch.compile(m, backend=compile_backend, mode=compile_mode, dynamic=False)
+            self._graphs[g] = m
         self._step_outputs = graph_specs(model.cfg)[DENOISER].output_names
         self._captured: dict[tuple, tuple[torch.cuda.CUDAGraph, list[Tensor], tuple[Tensor, ...]]] = {}
 
