@@ -6,7 +6,7 @@ denoiser. Prints, in one run:
 
 * attention-core FLOPs (the attention kernels inside the fusion blocks): the quantity the paper's "STCA
   costs 37% of full cross-attention at 64x64" refers to; the analytic value is (1 + 2 rho^2) / (1 + 2 rho)^2
-  with rho = T/S at the fusion level (notes §3.6);
+  with rho = T/S at the fusion level (docs/design-notes.md §3.3);
 * whole fusion-block FLOPs (projections included) and whole-denoiser FLOPs;
 * wall-clock of the fusion blocks and of one denoiser step: the variants are timed INTERLEAVED (round r
   runs every variant once, in an order rotated by r), so load changes on a shared machine hit all variants

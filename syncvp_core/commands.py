@@ -8,14 +8,6 @@ import click
 import numpy as np
 
 
-def _load_predictor(checkpoint: str | None, config: str | None, backend: str, device: str):
-    from .predictor import Predictor
-
-    if config and not checkpoint:
-        return Predictor.from_config(config, device=device, backend=backend)
-    return Predictor.from_checkpoint(checkpoint, device=device, backend=backend)
-
-
 @click.command()
 @click.option("--config", "config", default=None, help="Model config name (tiny, paper) or YAML path.")
 @click.option("--checkpoint", default=None, help="Checkpoint (.safetensors); default: the shipped model.")
@@ -128,6 +120,7 @@ def write_prediction(out: Path, pred) -> None:
 @click.option("--device", default="cpu", show_default=True)
 def predict(clip: Path, out: Path, checkpoint, config, horizon, steps, seed, drop, backend, device) -> None:
     """Predict future colour and depth frames from a context CLIP (.npz or folder of PNGs)."""
+    from .model_source import ModelSource
     from .predictor import PredictorError
 
     rgb, dep = read_clip(clip)
@@ -135,7 +128,8 @@ def predict(clip: Path, out: Path, checkpoint, config, horizon, steps, seed, dro
         rgb = None
     if drop == "depth":
         dep = None
-    p = _load_predictor(checkpoint, config, backend, device)
+    source = ModelSource(random_config=config) if config and not checkpoint else ModelSource.parse(checkpoint)
+    p = source.open(device, backend)
     try:
         pred = p.predict(rgb, dep, horizon=horizon, steps=steps, seed=seed)
     except PredictorError as e:

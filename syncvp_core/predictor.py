@@ -25,11 +25,12 @@ import numpy as np
 import torch
 
 from . import depth as depth_norm
+from .backends.base import Backend
 from .backends.select import create_backend
 from .checkpoint import DEFAULT_CHECKPOINT, CheckpointError, config_from_meta, load_checkpoint, load_into
 from .config import ModelConfig, load_model_config
 from .diffusion.ddim import DDIMSampler, sample_joint
-from .diffusion.guidance import MODE_NAMES, mode_of
+from .diffusion.guidance import Mode
 from .diffusion.schedule import NoiseSchedule
 from .imageops import resize_depth, resize_rgb
 from .models.syncvp import SyncVPModel
@@ -45,7 +46,7 @@ class PredictorError(ValueError):
 class Prediction:
     rgb: np.ndarray  # uint8 (K, H, W, 3) or (B, K, H, W, 3)
     depth: np.ndarray  # float32 metres (K, H, W) or (B, K, H, W)
-    mode: str  # "full" | "rgb_only" | "depth_only"
+    mode: Mode  # FULL | RGB_ONLY | DEPTH_ONLY; equal to the strings "full", "rgb_only", "depth_only"
     steps: int
     seed: int
     timings: dict[str, float] = field(default_factory=dict)
@@ -61,7 +62,7 @@ class Predictor:
         self.config: ModelConfig = model.cfg
         self.device = device
         self.model = model
-        self.backend = create_backend(backend, model, device, checkpoint, **(backend_options or {}))
+        self.backend: Backend = create_backend(backend, model, device, checkpoint, **(backend_options or {}))
         self.backend_name = self.backend.name
         self.checkpoint = checkpoint
         self.meta = meta or {}
@@ -139,7 +140,7 @@ class Predictor:
             raise PredictorError(f"horizon must be >= 1, got {horizon}")
         steps = int(steps or self.config.sampler.steps)
         sampler = DDIMSampler.from_config(self.schedule, self.config.sampler, steps)
-        mode = mode_of(rgb is not None, dep is not None)
+        mode = Mode.of(rgb is not None, dep is not None)
         b = (rgb if rgb is not None else dep).shape[0]
         x_r = self._prep_rgb(rgb) if rgb is not None else None
         x_d = self._prep_depth(dep) if dep is not None else None
@@ -168,7 +169,7 @@ class Predictor:
             rgb_out, depth_out = rgb_out[0], depth_out[0]
         t1 = time.perf_counter()
         timings = {"total_s": t1 - t0, "model_s": t_post - t_model, "pre_s": t_model - t0, "post_s": t1 - t_post}
-        return Prediction(rgb_out, depth_out, MODE_NAMES[mode], steps, int(seed), timings)
+        return Prediction(rgb_out, depth_out, mode, steps, int(seed), timings)
 
     # -- helpers -----------------------------------------------------------------------------------------
 

@@ -47,12 +47,6 @@ class Triplane:
     def zip(self, other: Triplane, fn: Callable[[Tensor, Tensor], Tensor]) -> Triplane:
         return Triplane(fn(self.xy, other.xy), fn(self.xt, other.xt), fn(self.yt, other.yt))
 
-    def __add__(self, other: Triplane) -> Triplane:
-        return self.zip(other, torch.add)
-
-    def __sub__(self, other: Triplane) -> Triplane:
-        return self.zip(other, torch.sub)
-
     def __mul__(self, k: float | Tensor) -> Triplane:
         return self.map(lambda p: p * k)
 
@@ -85,19 +79,3 @@ class Triplane:
             torch.zeros(batch, channels, t, w, **z),
             torch.zeros(batch, channels, t, h, **z),
         )
-
-    @staticmethod
-    def stack(items: list[Triplane], dim: int = 0) -> Triplane:
-        return Triplane(
-            torch.cat([t.xy for t in items], dim), torch.cat([t.xt for t in items], dim),
-            torch.cat([t.yt for t in items], dim),
-        )
-
-    def index(self, sl) -> Triplane:
-        """Select batch entries (``sl`` is an int slice, index tensor or bool mask)."""
-        return self.map(lambda p: p[sl])
-
-    def where(self, cond: Tensor, other: Triplane) -> Triplane:
-        """Per-sample select: ``cond`` is (B,) bool; True takes self, False takes other."""
-        c = cond.reshape(-1, 1, 1, 1)
-        return self.zip(other, lambda a, b: torch.where(c, a, b))

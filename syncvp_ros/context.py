@@ -24,7 +24,7 @@ import statistics
 from collections import deque
 from dataclasses import dataclass
 
-import numpy as np
+from syncvp_core.data.frames import RGBDFrame
 
 # Result of ContextBuffer.push (strings, so they read well in logs and tests).
 ACCEPTED = "accepted"  # appended as the newest frame
@@ -39,25 +39,10 @@ CHANGED = (ACCEPTED, MERGED, *RESETS)  # results after which the window may be r
 
 
 @dataclass
-class Frame:
-    stamp_ns: int
-    rgb: np.ndarray | None = None  # uint8 (H, W, 3)
-    depth: np.ndarray | None = None  # float32 (H, W) metres, NaN invalid
-
-    def has(self, need_rgb: bool, need_depth: bool) -> bool:
-        return (self.rgb is not None or not need_rgb) and (self.depth is not None or not need_depth)
-
-    @property
-    def size(self) -> tuple[int, int]:
-        a = self.rgb if self.rgb is not None else self.depth
-        return int(a.shape[0]), int(a.shape[1])
-
-
-@dataclass
 class Window:
     """What a prediction needs: the context frames and the stamps of the outputs."""
 
-    frames: list[Frame]
+    frames: list[RGBDFrame]
     dt_ns: int  # measured spacing of the context frames
 
     @property
@@ -87,7 +72,7 @@ class ContextBuffer:
         self.stride = stride
         self.gap_factor = gap_factor
         self.backwards_tolerance_ns = int(round(backwards_tolerance_s * 1e9))
-        self._frames: deque[Frame] = deque(maxlen=length)
+        self._frames: deque[RGBDFrame] = deque(maxlen=length)
         self._offered_since_kept = 0
         self._last_offered_ns: int | None = None
         self._periods: deque[int] = deque(maxlen=15)
@@ -98,7 +83,7 @@ class ContextBuffer:
         return len(self._frames)
 
     @property
-    def newest(self) -> Frame | None:
+    def newest(self) -> RGBDFrame | None:
         return self._frames[-1] if self._frames else None
 
     @property
@@ -113,7 +98,7 @@ class ContextBuffer:
         self._periods.clear()
 
     # ------------------------------------------------------------------ input
-    def push(self, frame: Frame) -> str:
+    def push(self, frame: RGBDFrame) -> str:
         """Offer a frame; returns one of the result constants above."""
         newest = self.newest
         if newest is not None and frame.stamp_ns == newest.stamp_ns:
@@ -146,13 +131,13 @@ class ContextBuffer:
             return SKIPPED
         return self._keep(frame, ACCEPTED)
 
-    def _keep(self, frame: Frame, result: str) -> str:
+    def _keep(self, frame: RGBDFrame, result: str) -> str:
         self._frames.append(frame)
         self._offered_since_kept = 0
         self._last_offered_ns = frame.stamp_ns
         return result
 
-    def _restart(self, frame: Frame, reason: str) -> str:
+    def _restart(self, frame: RGBDFrame, reason: str) -> str:
         self.resets[reason] += 1
         self.reset()
         return self._keep(frame, reason)

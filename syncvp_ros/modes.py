@@ -17,13 +17,14 @@ from dataclasses import dataclass
 
 import numpy as np
 
-FULL, RGB_ONLY, DEPTH_ONLY, NONE = "full", "rgb_only", "depth_only", "none"
-MODES = (FULL, RGB_ONLY, DEPTH_ONLY, NONE)
+from syncvp_core.diffusion.guidance import Mode
+
+FULL, RGB_ONLY, DEPTH_ONLY, NONE = Mode.FULL, Mode.RGB_ONLY, Mode.DEPTH_ONLY, Mode.NONE
+MODES = tuple(Mode)
 MODALITIES = ("color", "depth")
 
 # mode -> (needs colour, needs depth)
-NEEDS: dict[str, tuple[bool, bool]] = {FULL: (True, True), RGB_ONLY: (True, False),
-                                       DEPTH_ONLY: (False, True), NONE: (False, False)}
+NEEDS: dict[str, tuple[bool, bool]] = {m: m.needs for m in Mode}
 
 
 def depth_problem(depth: np.ndarray, invalid_threshold: float, color_hw: tuple[int, int] | None = None

@@ -55,6 +55,7 @@ from syncvp_core.evaluation.methods import MODEL
 from syncvp_core.evaluation.protocol import EvalError, EvalProtocol, protocol_hash
 from syncvp_core.evaluation.replay import EvalResult, evaluate_bag
 from syncvp_core.evaluation.windows import Window, WindowPlan, plan_windows
+from syncvp_core.model_source import ModelSource
 
 from .bag_player import BagPlayer
 
@@ -74,18 +75,6 @@ class OnlineOptions:
             raise EvalError(f"--rate must be > 0 (or omitted for lockstep), got {self.rate}")
         if self.timeout_s <= 0:
             raise EvalError(f"timeout must be > 0 s, got {self.timeout_s}")
-
-
-def model_config_of(checkpoint: str | None):
-    """The model config the node will load (for the window plan, before the node exists)."""
-    from syncvp_core.checkpoint import DEFAULT_CHECKPOINT, config_from_meta, load_checkpoint
-    from syncvp_core.config import load_model_config
-
-    if checkpoint and checkpoint.startswith("random:"):
-        return load_model_config(checkpoint[len("random:"):])
-    path = Path(checkpoint) if checkpoint else DEFAULT_CHECKPOINT
-    _, meta = load_checkpoint(path)
-    return config_from_meta(meta, path)
 
 
 def _percentiles(values: list[float]) -> dict[str, float | None]:
@@ -256,27 +245,8 @@ def _wait(pred: Any, timeout: float, what: str) -> None:
         time.sleep(0.02)
 
 
-def replay_scenario(bag: str, topics: BagTopics, plan: WindowPlan, scenario: str, checkpoint: str,
-                    protocol: EvalProtocol, horizon: int, slop_s: float, options: OnlineOptions, spool: Path,
-                    device: str = "cpu", backend: str = "torch", progress: bool = True) -> dict:
-    """Play the bag through a fresh node in ``scenario``; returns the recording and the node's counters."""
-    import rclpy
-    from rclpy.context import Context
-    from rclpy.executors import SingleThreadedExecutor
-    from rclpy.parameter import Parameter
-    from rosgraph_msgs.msg import Clock
-    from tqdm import tqdm
-
-    from .predictor_node import PredictorNode
-    from .testing import ros_env
-
-    c = plan.context_frames
-    expect = _Expectations(plan, horizon)
-    window_newest = {w[c - 1]: i for i, w in enumerate(plan.windows)}
-    keep = {expect.newest[s] for s in window_newest}
-    picked_sorted = sorted(plan.picked_stamps[c - 1:])
-    picked = set(picked_sorted)
-    last_needed = plan.windows[-1][c - 1]
+def _node_params(topics: BagTopics, plan: WindowPlan, scenario: str, checkpoint: str, protocol: EvalProtocol,
+                 horizon: int, slop_s: float, options: OnlineOptions, device: str, backend: str) -> dict[str, Any]:
     params: dict[str, Any] = {
         "checkpoint": checkpoint, "backend": backend, "device": device, "torch_threads": options.torch_threads,
         "horizon": horizon, "steps": protocol.steps or 0, "seed": protocol.seed, "use_sim_time": True,
@@ -290,105 +260,132 @@ def replay_scenario(bag: str, topics: BagTopics, plan: WindowPlan, scenario: str
     if plan.period_ns > 0:
         params["context_rate_hz"] = 1e9 / plan.period_ns  # the offline pick spacing, exactly
     params.update(options.node_params)
+    return params
 
-    domain = ros_env(options.domain_id)
-    context = Context()
-    rclpy.init(context=context, domain_id=domain)
-    node = driver = executor = player = None
-    thread = None
-    try:
-        node = PredictorNode("syncvp", context=context,
-                             parameter_overrides=[Parameter(k, value=v) for k, v in params.items()])
-        driver = rclpy.create_node("syncvp_eval_driver", context=context)
-        executor = SingleThreadedExecutor(context=context)
-        executor.add_node(node)
-        executor.add_node(driver)
-        thread = threading.Thread(target=executor.spin, daemon=True)
-        thread.start()
 
-        # The node's sim clock must read the bag's time before it activates (its dropout timers start then).
-        clock_pub = driver.create_publisher(Clock, "/clock", 10)
-        start_ns = plan.picked_stamps[0]
-        msg = Clock()
-        msg.clock.sec, msg.clock.nanosec = divmod(int(start_ns) - 1, 1_000_000_000)
+def _start_clock(h: Any, start_ns: int) -> None:
+    """The node's sim clock must read the bag's time before it activates (its dropout timers start then)."""
+    from rosgraph_msgs.msg import Clock
 
-        def clock_set() -> bool:
-            clock_pub.publish(msg)
-            return node.get_clock().now().nanoseconds > 0
+    clock_pub = h.driver.create_publisher(Clock, "/clock", 10)
+    msg = Clock()
+    msg.clock.sec, msg.clock.nanosec = divmod(int(start_ns) - 1, 1_000_000_000)
 
-        _wait(clock_set, 20.0, "the node to receive /clock")
-        if not node.autostart():
-            raise EvalError(f"the node did not start: {node.configure_error or 'activate failed (see log)'}")
-        predictor = node.predictor
-        recorder = _Recorder(driver, node.get_fully_qualified_name(), horizon, expect, keep, spool)
-        seeds_set: set[int] = set()
-        waits = {"timeouts": 0}
-        bar = tqdm(total=len(plan.windows), desc=f"online {scenario}", unit="win", disable=not progress)
+    def clock_set() -> bool:
+        clock_pub.publish(msg)
+        return h.node.get_clock().now().nanoseconds > 0
 
-        def before(topic: str, stamp: int) -> None:
-            i = window_newest.get(stamp)
-            if i is not None and i not in seeds_set:
-                seeds_set.add(i)
-                node.set_parameters([Parameter("seed", value=protocol.seed + i)])
+    _wait(clock_set, 20.0, "the node to receive /clock")
 
-        published: dict[int, set[str]] = defaultdict(set)
 
-        def after(topic: str, stamp: int) -> bool:
-            # The pair for a picked frame is complete when both its colour and depth were published.
-            if stamp not in picked:  # depth may be stamped a little off its colour partner (within the slop)
-                i = bisect.bisect_left(picked_sorted, stamp - slop_s * 1e9)
-                if i == len(picked_sorted) or abs(picked_sorted[i] - stamp) > slop_s * 1e9:
-                    return True
-                stamp = picked_sorted[i]
-            published[stamp].add(topic)
-            if len(published[stamp]) < 2:
-                return True
-            j = expect.newest[stamp]
-            if options.rate is None:  # lockstep: wait for this prediction
-                # After one miss (the node kept other frames than planned) don't pay the full timeout again.
-                limit = options.timeout_s if not waits["timeouts"] else min(options.timeout_s, 5.0)
-                if not recorder.wait_done(j, limit):
-                    waits["timeouts"] += 1
-            if stamp in window_newest:
-                bar.update(1)
-            return stamp != last_needed
+class _Pacing:
+    """The player's hooks: set the node's seed before each window's context, and in lockstep wait after a
+    context-completing frame until its prediction is in."""
 
-        player = _EvalPlayer(driver, bag, [t for t in (topics.color, topics.depth, topics.color_info,
-                                                       topics.depth_info) if t],
-                             topics.color, topics.depth, options.rate, before, after)
-        _wait(recorder.matched, 20.0, "the recorder to match the node's outputs")
-        for t in (topics.color, topics.depth):
-            _wait(lambda t=t: player._pubs[t].get_subscription_count() > 0, 20.0, f"the node to subscribe to {t}")
-        t0 = time.perf_counter()
-        player.play()
-        # Paced: the last predictions may still be running. Lockstep: already there.
-        recorder.wait_done(expect.newest[last_needed], options.timeout_s)
-        wall_s = time.perf_counter() - t0
-        _wait(lambda: not node.counters()["busy"], options.timeout_s, "the node's worker to finish")
-        bar.close()
-        counters = node.counters()
-        _, kv = node.diagnostics()  # recorded whole in the result, for people
-        with recorder.cv:
-            done = dict(recorder.done_at)
-            parts = dict(recorder.parts)
-            stamps = dict(recorder.stamps)
-            statuses = list(recorder.statuses)
-            unmatched = recorder.unmatched
-    finally:
-        if player is not None:
-            player.stop()
-        if node is not None:
-            node.stop()
-        if executor is not None:
-            executor.shutdown(timeout_sec=2.0)
-        if thread is not None:
-            thread.join(timeout=5.0)
-        if node is not None:
-            node.destroy_node()
-        if driver is not None:
-            driver.destroy_node()
-        rclpy.try_shutdown(context=context)
+    def __init__(self, node: Any, plan: WindowPlan, expect: _Expectations, recorder: _Recorder, seed: int,
+                 slop_s: float, options: OnlineOptions, bar: Any):
+        c = plan.context_frames
+        self.node, self.expect, self.recorder, self.seed, self.options, self.bar = (
+            node, expect, recorder, seed, options, bar)
+        self.window_newest = {w[c - 1]: i for i, w in enumerate(plan.windows)}
+        self.picked_sorted = sorted(plan.picked_stamps[c - 1:])
+        self.picked = set(self.picked_sorted)
+        self.last_needed = plan.windows[-1][c - 1]
+        self.slop_ns = slop_s * 1e9
+        self.seeds_set: set[int] = set()
+        self.timeouts = 0
+        self.published: dict[int, set[str]] = defaultdict(set)
 
+    def before(self, topic: str, stamp: int) -> None:
+        from rclpy.parameter import Parameter
+
+        i = self.window_newest.get(stamp)
+        if i is not None and i not in self.seeds_set:
+            self.seeds_set.add(i)
+            self.node.set_parameters([Parameter("seed", value=self.seed + i)])
+
+    def _picked_stamp(self, stamp: int) -> int | None:
+        if stamp in self.picked:  # depth may be stamped a little off its colour partner (within the slop)
+            return stamp
+        i = bisect.bisect_left(self.picked_sorted, stamp - self.slop_ns)
+        if i == len(self.picked_sorted) or abs(self.picked_sorted[i] - stamp) > self.slop_ns:
+            return None
+        return self.picked_sorted[i]
+
+    def after(self, topic: str, stamp: int) -> bool:
+        """False stops the player (the last window's context is out)."""
+        stamp = self._picked_stamp(stamp)
+        if stamp is None:
+            return True
+        # The pair for a picked frame is complete when both its colour and depth were published.
+        self.published[stamp].add(topic)
+        if len(self.published[stamp]) < 2:
+            return True
+        if self.options.rate is None:  # lockstep: wait for this prediction
+            # After one miss (the node kept other frames than planned) don't pay the full timeout again.
+            limit = self.options.timeout_s if not self.timeouts else min(self.options.timeout_s, 5.0)
+            if not self.recorder.wait_done(self.expect.newest[stamp], limit):
+                self.timeouts += 1
+        if stamp in self.window_newest:
+            self.bar.update(1)
+        return stamp != self.last_needed
+
+
+def replay_scenario(bag: str, topics: BagTopics, plan: WindowPlan, scenario: str, checkpoint: str,
+                    protocol: EvalProtocol, horizon: int, slop_s: float, options: OnlineOptions, spool: Path,
+                    device: str = "cpu", backend: str = "torch", progress: bool = True) -> dict:
+    """Play the bag through a fresh node in ``scenario`` (the in-process :class:`~.testing.Harness`);
+    returns the recording and the node's counters."""
+    from tqdm import tqdm
+
+    from .testing import Harness
+
+    expect = _Expectations(plan, horizon)
+    keep = {expect.newest[w[plan.context_frames - 1]] for w in plan.windows}
+    params = _node_params(topics, plan, scenario, checkpoint, protocol, horizon, slop_s, options, device, backend)
+    player = None
+    with Harness(params, record=(), autostart=False, domain_id=options.domain_id) as h:
+        try:
+            _start_clock(h, plan.picked_stamps[0])
+            if not h.node.autostart():
+                raise EvalError(f"the node did not start: {h.node.configure_error or 'activate failed (see log)'}")
+            recorder = _Recorder(h.driver, h.node.get_fully_qualified_name(), horizon, expect, keep, spool)
+            bar = tqdm(total=len(plan.windows), desc=f"online {scenario}", unit="win", disable=not progress)
+            pacing = _Pacing(h.node, plan, expect, recorder, protocol.seed, slop_s, options, bar)
+            player = _EvalPlayer(h.driver, bag, [t for t in (topics.color, topics.depth, topics.color_info,
+                                                             topics.depth_info) if t],
+                                 topics.color, topics.depth, options.rate, pacing.before, pacing.after)
+            _wait(recorder.matched, 20.0, "the recorder to match the node's outputs")
+            for t in (topics.color, topics.depth):
+                _wait(lambda t=t: player._pubs[t].get_subscription_count() > 0, 20.0,
+                      f"the node to subscribe to {t}")
+            t0 = time.perf_counter()
+            player.play()
+            # Paced: the last predictions may still be running. Lockstep: already there.
+            recorder.wait_done(expect.newest[pacing.last_needed], options.timeout_s)
+            wall_s = time.perf_counter() - t0
+            _wait(lambda: not h.node.counters()["busy"], options.timeout_s, "the node's worker to finish")
+            bar.close()
+            counters = h.node.counters()
+            _, kv = h.node.diagnostics()  # recorded whole in the result, for people
+            predictor = h.node.predictor
+        finally:
+            if player is not None:
+                player.stop()
+    with recorder.cv:
+        done, parts, stamps = dict(recorder.done_at), dict(recorder.parts), dict(recorder.stamps)
+        statuses, unmatched = list(recorder.statuses), recorder.unmatched
+    summary = _summary(scenario, plan, expect, player, topics, done, parts, statuses, horizon, wall_s)
+    summary.update(dropped_work=counters["dropped_work"], lockstep_timeouts=pacing.timeouts,
+                   unmatched_outputs=unmatched, node_diagnostics=kv)
+    return {"predictor": predictor, "done": done, "stamps": stamps, "summary": summary}
+
+
+def _summary(scenario: str, plan: WindowPlan, expect: _Expectations, player: _EvalPlayer, topics: BagTopics,
+             done: dict[int, float], parts: dict[int, int], statuses: list[dict], horizon: int,
+             wall_s: float) -> dict:
+    """Delivery and latency of one scenario's replay."""
+    c = plan.context_frames
     # End-to-end latency: last output received - publish of the later message of the context's last pair.
     latency_ms = []
     p = plan.picked_stamps
@@ -398,32 +395,23 @@ def replay_scenario(bag: str, topics: BagTopics, plan: WindowPlan, scenario: str
         if t_in:
             latency_ms.append((t_done - max(t_in)) * 1e3)
     # The replay stops after the last evaluated window's context: predictions up to it were possible.
-    last_j = expect.newest[last_needed]
+    last_j = expect.newest[plan.windows[-1][c - 1]]
     expected = last_j - (c - 1) + 1
     span_s = (p[last_j] - p[c - 1]) / 1e9 if last_j >= c else math.nan
     inference = [s["latency_ms"] for s in statuses if "latency_ms" in s]
     return {
-        "predictor": predictor,
-        "done": done,
-        "stamps": stamps,
-        "summary": {
-            "scenario": scenario,
-            "expected_predictions": expected,
-            "delivered_predictions": len(done),
-            "incomplete_predictions": sum(1 for j, n in parts.items() if n < 2 * horizon),
-            "delivered_fraction": len(done) / expected if expected else None,
-            "delivered_rate_hz_bag_time": len(done) / span_s if span_s and span_s > 0 else None,
-            "delivered_rate_hz_wall": len(done) / wall_s if wall_s > 0 else None,
-            "opportunity_rate_hz_bag_time": expected / span_s if span_s and span_s > 0 else None,
-            "replay_wall_s": wall_s,
-            "latency_ms": latency_ms,
-            "latency": _percentiles(latency_ms),
-            "inference_ms": _percentiles(inference),
-            "dropped_work": counters["dropped_work"],
-            "lockstep_timeouts": waits["timeouts"],
-            "unmatched_outputs": unmatched,
-            "node_diagnostics": kv,
-        },
+        "scenario": scenario,
+        "expected_predictions": expected,
+        "delivered_predictions": len(done),
+        "incomplete_predictions": sum(1 for j, n in parts.items() if n < 2 * horizon),
+        "delivered_fraction": len(done) / expected if expected else None,
+        "delivered_rate_hz_bag_time": len(done) / span_s if span_s and span_s > 0 else None,
+        "delivered_rate_hz_wall": len(done) / wall_s if wall_s > 0 else None,
+        "opportunity_rate_hz_bag_time": expected / span_s if span_s and span_s > 0 else None,
+        "replay_wall_s": wall_s,
+        "latency_ms": latency_ms,
+        "latency": _percentiles(latency_ms),
+        "inference_ms": _percentiles(inference),
     }
 
 
@@ -445,7 +433,7 @@ def evaluate_bag_online(bag: str, checkpoint: str | None, protocol: EvalProtocol
             raise EvalError(f"{bag}: {role} topic {name!r} is {reader.info.topics[name].msgtype}; the node "
                             f"subscribes to {IMAGE} only, so --online needs raw images (offline eval-bag reads "
                             "compressed ones)")
-    cfg = model_config_of(checkpoint)
+    cfg = ModelSource.parse(checkpoint).config()  # for the window plan, before the node exists
     horizon = protocol.horizon or cfg.chunk_frames
     plan = plan_windows(reader, cfg.context_frames, horizon, cfg.frame_rate_hz, protocol)
     if not plan.windows:

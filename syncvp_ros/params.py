@@ -32,6 +32,8 @@ import sys
 from dataclasses import dataclass
 from typing import Any
 
+from syncvp_core.model_source import ModelSource
+
 SCOPES = ("runtime", "configure", "read_only")
 QOS_NAMES = ("SENSOR_DATA", "DEFAULT", "BEST_EFFORT", "RELIABLE")
 
@@ -168,7 +170,7 @@ def check(name: str, value: Any) -> str | None:
         return f"{name}={value!r} must be one of {', '.join(spec.choices)}"
     if spec.name == "device" and not _valid_device(value):
         return f"device={value!r} must be auto, cpu, cuda or cuda:N"
-    if spec.name == "checkpoint" and value.startswith("random:") and not value[len("random:"):]:
+    if spec.name == "checkpoint" and ModelSource.parse(value).random_config == "":
         return "checkpoint='random:' needs a config name, e.g. 'random:tiny'"
     if spec.name.endswith("_topic") and not _valid_topic(value):
         return f"{name}={value!r} is not a valid topic name"

@@ -46,6 +46,7 @@ from std_msgs.msg import Header, String
 from std_srvs.srv import SetBool
 
 from syncvp_core.data.encodings import EncodingError
+from syncvp_core.data.frames import RGBDFrame
 from syncvp_core.data.sync import StampSynchronizer, SyncEvent
 from syncvp_core.imageops import resize_depth, resize_rgb
 
@@ -72,7 +73,7 @@ class _Interrupted(BaseException):
 
 @dataclass
 class _Job:
-    frames: list[ctx.Frame]
+    frames: list[RGBDFrame]
     stamps_ns: list[int]
     mode: str
     frame_id: str
@@ -188,18 +189,18 @@ class PredictorNode(LifecycleNode):
         return TransitionCallbackReturn.SUCCESS
 
     def _load(self, checkpoint: str, backend: str, device: str):
-        from syncvp_core.predictor import Predictor
+        from syncvp_core.model_source import ModelSource
 
         if self._p["torch_threads"] > 0:
             import torch
 
             torch.set_num_threads(int(self._p["torch_threads"]))
-        if checkpoint.startswith("random:"):
+        source = ModelSource.parse(checkpoint)
+        if source.random:
             self.get_logger().warning(
                 f"checkpoint={checkpoint!r}: randomly initialised model; predictions are noise "
                 "(tests and benchmarks only)")
-            return Predictor.from_config(checkpoint[len("random:"):], seed=0, device=device, backend=backend)
-        return Predictor.from_checkpoint(checkpoint or None, device=device, backend=backend)
+        return source.open(device, backend)
 
     def _resolve_device(self, device: str) -> str:
         if device != "auto":
@@ -378,7 +379,7 @@ class PredictorNode(LifecycleNode):
             for pair in add(stamp, image):
                 self._on_pair(pair)
         if self.modes.mode == _SOLO[which]:
-            self._push(ctx.Frame(stamp, **{_FIELD[which]: image}))
+            self._push(RGBDFrame(stamp, **{_FIELD[which]: image}))
 
     def _decode(self, which: str, msg: Image, now: float) -> np.ndarray | None:
         """The frame as an array, or None when unusable (counted, and recorded as missing for the modes)."""
@@ -413,13 +414,13 @@ class PredictorNode(LifecycleNode):
                                                f"{depth.shape[1]}x{depth.shape[0]} differ: pair dropped")
                 return
             depth = resize_depth(depth, rgb.shape[:2])
-        self._push(ctx.Frame(pair.color_stamp_ns, rgb=rgb, depth=depth))
+        self._push(RGBDFrame(pair.color_stamp_ns, rgb=rgb, depth=depth))
 
     def _on_sync_event(self, ev: SyncEvent) -> None:
         if ev.kind == "gap":
             self.get_logger().debug(ev.message)
 
-    def _push(self, frame: ctx.Frame) -> None:
+    def _push(self, frame: RGBDFrame) -> None:
         before = self.buffer.newest
         result = self.buffer.push(frame)
         if result == ctx.RESET_BACKWARDS:

@@ -1,8 +1,10 @@
-"""Helpers for node tests and the overhead benchmark: synthetic messages and an in-process harness.
+"""The in-process node harness (node tests, the overhead benchmark and ``eval-bag --online``) and synthetic
+messages.
 
-The harness runs the node under test and a driver node in one private ``rclpy`` Context with loopback
-discovery and its own domain id, spun by a SingleThreadedExecutor in a background thread. The driver
-publishes synthetic colour/depth/camera_info frames and records everything the node publishes.
+:class:`Harness` runs the node under test and a driver node in one private ``rclpy`` Context with
+loopback discovery and its own domain id, spun by a SingleThreadedExecutor in a background thread. Tests
+use the driver to publish synthetic colour/depth/camera_info frames and record what the node publishes;
+online evaluation plays a bag from it instead. It is the only place that sets this up.
 """
 from __future__ import annotations
 

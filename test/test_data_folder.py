@@ -28,10 +28,10 @@ def _images(n, seed=0):
     return rgb, mm
 
 
-def write_real_rgbd(root: Path, rgb, mm, cs, ds, intr: str | None = None) -> Path:
+def write_real_rgbd(root: Path, rgb, mm, cs, ds, intr: str | None = None, spelling: str = "color") -> Path:
     (root / "rgb").mkdir(parents=True)
     (root / "depth").mkdir()
-    lines = ["index,colour_stamp_s,depth_stamp_s,colour_file,depth_file"]
+    lines = [f"index,{spelling}_stamp_s,depth_stamp_s,{spelling}_file,depth_file"]
     for i in range(len(rgb)):
         Image.fromarray(rgb[i]).save(root / "rgb" / f"{i:06d}.png")
         Image.fromarray(mm[i]).save(root / "depth" / f"{i:06d}.png")
@@ -79,10 +79,11 @@ def _dataset(path):
     return s, idx.load_sequence(s.name)
 
 
-def test_real_rgbd_round_trip(tmp_path):
+@pytest.mark.parametrize("spelling", ["color", "colour"])  # colour_*: files written before the rename
+def test_real_rgbd_round_trip(tmp_path, spelling):
     rgb, mm = _images(6)
     cs, ds = _stamps(6), _stamps(6, jitter=0.01, seed=1)
-    write_real_rgbd(tmp_path / "seq", rgb, mm, cs, ds)
+    write_real_rgbd(tmp_path / "seq", rgb, mm, cs, ds, spelling=spelling)
     from_folders([tmp_path / "seq"], tmp_path / "ds", (H, W), progress=False)
     s, arr = _dataset(tmp_path / "ds")
     np.testing.assert_array_equal(arr["rgb"], rgb)

@@ -6,10 +6,12 @@ import torch
 
 from syncvp_core.config import DiffusionConfig
 from syncvp_core.diffusion.ddim import DDIMSampler, sample_joint
-from syncvp_core.diffusion.guidance import DEPTH_ONLY, FULL, RGB_ONLY, presence, sample_modes
+from syncvp_core.diffusion.guidance import Mode, presence, sample_modes
 from syncvp_core.diffusion.losses import draw_noise, joint_loss
 from syncvp_core.diffusion.schedule import NoiseSchedule
 from syncvp_core.triplane import Triplane
+
+FULL, RGB_ONLY, DEPTH_ONLY = (m.code for m in (Mode.FULL, Mode.RGB_ONLY, Mode.DEPTH_ONLY))
 
 
 def tp(g, b=3, c=2, t=4, h=6, w=5):

@@ -10,13 +10,14 @@ pytest.importorskip("onnx")
 ort = pytest.importorskip("onnxruntime")
 
 from syncvp_core.backends.select import create_backend  # noqa: E402
+from syncvp_core.diffusion.guidance import GUIDED  # noqa: E402
 from syncvp_core.export.graphs import DENOISER, GRAPH_NAMES, example_inputs, graph_module, graph_specs  # noqa: E402
 from syncvp_core.export.onnx_cache import ensure_export, export_dir_for  # noqa: E402
 from syncvp_core.predictor import Predictor  # noqa: E402
 from syncvp_core.testing import micro_config  # noqa: E402
 
 TOL = 1e-4
-MODES = {"full": [1.0, 1.0], "rgb_only": [1.0, 0.0], "depth_only": [0.0, 1.0]}
+MODES = {m.value: [float(x) for x in m.needs] for m in GUIDED}  # mode -> presence flags
 
 
 @pytest.fixture(scope="module")

@@ -2,13 +2,14 @@
 import numpy as np
 import pytest
 
+from syncvp_core.data.frames import RGBDFrame
 from syncvp_ros import context as ctx
 
 MS = 1_000_000
 
 
 def frame(t_ms, rgb=True, depth=True, hw=(4, 6)):
-    return ctx.Frame(int(t_ms * MS), np.zeros((*hw, 3), np.uint8) if rgb else None,
+    return RGBDFrame(int(t_ms * MS), np.zeros((*hw, 3), np.uint8) if rgb else None,
                      np.ones(hw, np.float32) if depth else None)
 
 

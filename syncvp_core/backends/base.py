@@ -5,14 +5,17 @@ The DDIM loop, autoregressive rollout and guidance stay in host code (the Predic
 """
 from __future__ import annotations
 
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 from torch import Tensor
 
 from ..triplane import Triplane
 
 
+@runtime_checkable
 class Backend(Protocol):
+    """The seam between the Predictor and an inference engine (:func:`~.select.create_backend` returns one)."""
+
     name: str
     device: str
 

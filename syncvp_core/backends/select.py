@@ -36,6 +36,7 @@ import torch
 
 from ..export.deps import MissingDependency, available
 from ..models.syncvp import SyncVPModel
+from .base import Backend
 from .errors import BackendError
 from .selfcheck import random_step_inputs, relative_error, time_step
 from .torch_backend import TorchBackend
@@ -100,7 +101,7 @@ def clear_auto_cache() -> None:
 
 
 def create_backend(kind: str, model: SyncVPModel, device: str = "cpu", checkpoint: Path | None = None,
-                   **options):
+                   **options) -> Backend:
     if kind not in BACKENDS:
         raise BackendError(f"unknown backend {kind!r}; choose one of {BACKENDS}")
     known = set(TORCH_OPTIONS + EXPORT_OPTIONS + ORT_OPTIONS + TRT_OPTIONS)
@@ -185,7 +186,7 @@ def _measure(model: SyncVPModel, device: str, checkpoint: Path | None, options: 
     return backend, ranking
 
 
-def _create(kind: str, model: SyncVPModel, device: str, checkpoint: Path | None, options: dict):
+def _create(kind: str, model: SyncVPModel, device: str, checkpoint: Path | None, options: dict) -> Backend:
     try:
         if kind == "torch":
             opts = {k: options[k] for k in TORCH_OPTIONS if k in options}

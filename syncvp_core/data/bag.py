@@ -40,7 +40,6 @@ frame, frame_id ``camera_color_optical_frame``. See :mod:`.bag_writer` for compr
 from __future__ import annotations
 
 import logging
-import math
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -402,13 +401,3 @@ def write_rgbd_bag(path: str | Path, frames: Iterable[RGBDFrame], **kwargs: Any)
     from .bag_writer import write_rgbd_bag as _write
 
     return _write(path, frames, **kwargs)
-
-
-def median_rate_hz(stamps_ns: list[int] | np.ndarray) -> float:
-    """Frame rate from the median stamp interval (robust to gaps); NaN for fewer than 2 stamps."""
-    s = np.asarray(stamps_ns, dtype=np.int64)
-    if s.size < 2:
-        return math.nan
-    d = np.diff(s)
-    d = d[d > 0]
-    return float(1e9 / np.median(d)) if d.size else math.nan

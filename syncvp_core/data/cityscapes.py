@@ -11,7 +11,7 @@ Depth follows the Cityscapes convention (cityscapesScripts' README): a disparity
 ``d = (p - 1) / 256`` pixels, ``p = 0`` is invalid, and ``depth = baseline * fx / d`` metres with
 ``baseline`` and ``fx`` from the snippet's camera JSON (``extrinsic.baseline``, ``intrinsic.fx``).
 
-Unlike the original SyncVP loader (a sorted glob cut into blocks of 30, see the notes §7), colour and
+Unlike the original SyncVP loader (a sorted glob cut into blocks of 30, docs/design-notes.md §6.1), colour and
 disparity are matched by their (city, sequence, frame) key and sequences are split wherever frame numbers
 are not consecutive; a missing disparity file is an error naming it. The frame rate is 17 Hz.
 """

@@ -5,7 +5,8 @@
     rgb/NNNNNN.png      8-bit colour
     depth/NNNNNN.png    16-bit depth, 0 = invalid, unit from intrinsics.yaml (depth_scale_to_metres or
                         depth_unit: mm | cm | m)
-    frames.csv          index, colour_stamp_s, depth_stamp_s, colour_file, depth_file (one row per pair)
+    frames.csv          index, color_stamp_s, depth_stamp_s, color_file, depth_file (one row per pair;
+                        the older colour_* spelling of the column names is read too)
     intrinsics.yaml     width, height, fx, fy, cx, cy for these images
 
 TUM RGB-D (``rgbd_dataset_freiburgN_*``)::
@@ -194,6 +195,12 @@ def _tum_default_K(path: Path, hw: tuple[int, int]) -> np.ndarray | None:
     return scale_intrinsics(intrinsics_matrix(fx, fy, cx, cy), (480, 640), hw)
 
 
+
+def _column(name: str) -> str:
+    """frames.csv column names are spelled color_*; colour_* (written before) is read as the same column."""
+    name = name.strip()
+    return "color" + name[len("colour"):] if name.startswith("colour_") else name
+
 def _read_real_rgbd(p: Path, units_override: float | None, slop_s: float) -> FolderSequence:
     listing = p / "frames.csv"
     intr = p / "intrinsics.yaml"
@@ -211,21 +218,22 @@ def _read_real_rgbd(p: Path, units_override: float | None, slop_s: float) -> Fol
     if n_rgb != n_depth:
         raise FolderError(f"{p}: colour/depth count mismatch: rgb/ has {n_rgb} PNG files, depth/ has {n_depth}; "
                           f"frames.csv pairs them one to one")
-    need = ["colour_stamp_s", "depth_stamp_s", "colour_file", "depth_file"]
+    need = ["color_stamp_s", "depth_stamp_s", "color_file", "depth_file"]
     pairs: list[tuple[int, Path, int, Path]] = []
     with open(listing, newline="") as f:
         reader = csv.DictReader(f)
-        if reader.fieldnames is None or not set(need) <= {c.strip() for c in reader.fieldnames}:
+        columns = {_column(c) for c in reader.fieldnames or []}
+        if not set(need) <= columns:
             raise FolderError(f"{listing}:1: expected columns {need}, got {reader.fieldnames}")
         for row in reader:
             line = reader.line_num
-            row = {k.strip(): (v or "").strip() for k, v in row.items() if k is not None}
+            row = {_column(k): (v or "").strip() for k, v in row.items() if k is not None}
             where = f"{listing}:{line}"
-            if not row["colour_file"] or not row["depth_file"] or not row["depth_stamp_s"]:
-                raise FolderError(f"{where}: missing association (colour {row['colour_file'] or '-'}, depth "
+            if not row["color_file"] or not row["depth_file"] or not row["depth_stamp_s"]:
+                raise FolderError(f"{where}: missing association (colour {row['color_file'] or '-'}, depth "
                                   f"{row['depth_file'] or '-'})")
-            cs, ds = _stamp_ns(row["colour_stamp_s"], where), _stamp_ns(row["depth_stamp_s"], where)
-            cf, df = p / row["colour_file"], p / row["depth_file"]
+            cs, ds = _stamp_ns(row["color_stamp_s"], where), _stamp_ns(row["depth_stamp_s"], where)
+            cf, df = p / row["color_file"], p / row["depth_file"]
             for fpath in (cf, df):
                 if not fpath.exists():
                     raise FolderError(f"{where}: file {fpath} does not exist")
@@ -233,7 +241,7 @@ def _read_real_rgbd(p: Path, units_override: float | None, slop_s: float) -> Fol
                 raise FolderError(f"{where}: colour and depth stamps differ by {abs(cs - ds) / 1e6:.1f} ms, more "
                                   f"than the slop of {slop_s * 1e3:.0f} ms (missing association?)")
             if pairs and cs <= pairs[-1][0]:
-                raise FolderError(f"{where}: non-monotonic stamps: colour stamp {row['colour_stamp_s']} is not "
+                raise FolderError(f"{where}: non-monotonic stamps: colour stamp {row['color_stamp_s']} is not "
                                   f"after the previous row's")
             if pairs and ds <= pairs[-1][2]:
                 raise FolderError(f"{where}: non-monotonic stamps: depth stamp {row['depth_stamp_s']} is not "

@@ -13,5 +13,9 @@ Modules (one concept each):
 * :mod:`.replay`    — the window loop over synchronised RGB-D frames (bags or any frame stream).
 * :mod:`.report`    — metrics.json, report.md, plots and the side-by-side GIF.
 * :mod:`.dataset`   — the Cityscapes-style folder protocol (2 -> 28 at 128x128).
-* :mod:`.cli`       — ``syncvp eval-bag``, ``syncvp eval-dataset``, ``syncvp demo``.
+* :mod:`.heldout`   — a checkpoint scored on the held-out tails of its training sequences.
+* :mod:`.cli`       — ``syncvp eval-bag``, ``syncvp eval-dataset``, ``syncvp eval-heldout``, ``syncvp demo``.
+
+Pretrained weights of the LPIPS / I3D networks are loaded by :mod:`syncvp_core.pretrained` (shared with
+training's perceptual losses; training never imports this package).
 """

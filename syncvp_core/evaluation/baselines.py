@@ -37,6 +37,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from ..diffusion.guidance import Mode
 from ..imageops import resize_depth, resize_rgb
 
 
@@ -51,7 +52,7 @@ class Forecast:
 def scenario_mode(rgb: np.ndarray | None, depth: np.ndarray | None) -> str:
     if rgb is None and depth is None:
         raise ValueError("at least one of context_rgb and context_depth must be given")
-    return "full" if rgb is not None and depth is not None else ("rgb_only" if depth is None else "depth_only")
+    return Mode.of(rgb is not None, depth is not None)
 
 
 class CopyLast:

@@ -80,14 +80,17 @@ def set_threads(n: int | None) -> None:
         torch.set_num_threads(n)
 
 
-def load_predictor(checkpoint: str | None, random_init: str | None, device: str, backend: str):
-    from ..predictor import Predictor
+def model_source(checkpoint: str | None, random_init: str | None):
+    from ..model_source import ModelSource
 
-    if random_init:
-        if checkpoint:
-            raise click.UsageError("--checkpoint and --random-init are exclusive")
-        return Predictor.from_config(random_init, seed=0, device=device, backend=backend)
-    return Predictor.from_checkpoint(checkpoint, device=device, backend=backend)
+    try:
+        return ModelSource.from_options(checkpoint, random_init)
+    except ValueError as e:
+        raise click.UsageError("--checkpoint and --random-init are exclusive") from e
+
+
+def load_predictor(checkpoint: str | None, random_init: str | None, device: str, backend: str):
+    return model_source(checkpoint, random_init).open(device, backend)
 
 
 def print_summary(result: Any, files: dict[str, Path]) -> None:
@@ -247,9 +250,7 @@ def _eval_bag_online(bag: str, out: str, topics: str | None, slop_ms: float, rat
     from .report import write_report
 
     evaluate_online = online_evaluator()
-    if kw["random_init"] and kw["checkpoint"]:
-        raise click.UsageError("--checkpoint and --random-init are exclusive")
-    checkpoint = f"random:{kw['random_init']}" if kw["random_init"] else kw["checkpoint"]
+    checkpoint = str(model_source(kw["checkpoint"], kw["random_init"]))
     import torch
 
     try:

@@ -7,7 +7,7 @@ TensorFlow "SAME" padding (asymmetric for even padding totals) is reproduced exa
 (no scale, as in Sonnet) is folded into its convolution.
 
 Features: the 400 **logits** (pre-softmax), averaged over the remaining time axis, as in the original FVD
-and in SyncVP (notes §6.2).
+and in SyncVP (docs/design-notes.md §5.2).
 
 Preprocessing (:func:`preprocess`): uint8 -> [0, 1] -> bilinear resize of each frame to 224x224 (whole
 frame, no crop, as the original FVD's ``tf.image.resize_bilinear``; SyncVP resizes the short side and

@@ -27,12 +27,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from ..diffusion.guidance import GUIDED
 from ..predictor import Predictor
 from ..training.data import read_folder, split_point, stride_for
 from . import metrics as M
 from .methods import BASELINES
-
-MODES = ("full", "rgb_only", "depth_only")
 
 
 def windows(n: int, first: int, stride: int, length: int, step: int) -> list[np.ndarray]:
@@ -94,8 +93,9 @@ def evaluate(checkpoint: str | Path | None, folders: list[str], holdout_fraction
             idx = np.stack(wins[b0 : b0 + batch])  # (B, c + horizon)
             rgb, dep = seq_rgb[idx], seq_depth[idx]
             ctx_r, ctx_d, fut_r, fut_d = rgb[:, :c], dep[:, :c], rgb[:, c:], dep[:, c:]
-            for mode in MODES:
-                out = p.predict(ctx_r if mode != "depth_only" else None, ctx_d if mode != "rgb_only" else None,
+            for mode in GUIDED:
+                use_rgb, use_depth = mode.needs
+                out = p.predict(ctx_r if use_rgb else None, ctx_d if use_depth else None,
                                 horizon=horizon, steps=steps, seed=seed)
                 _score(acc, f"model/{mode}", out.rgb, out.depth, fut_r, fut_d, lp)
             for bname, b in baselines.items():

@@ -10,7 +10,7 @@ kept, so a (K, H, W, 3) forecast gives K values, one per horizon step.
   This is what ``skimage.metrics.structural_similarity(gaussian_weights=True, sigma=1.5,
   use_sample_covariance=False, data_range=1)`` computes.
   The official SyncVP code min-max normalises prediction and ground truth, each with its own min/max over
-  the whole batch tensor, before SSIM (notes §6.3). That makes a frame's score depend on the other videos
+  the whole batch tensor, before SSIM (docs/design-notes.md §5.3). That makes a frame's score depend on the other videos
   in its batch and rewards a global brightness/contrast error, so it is **not** repeated here.
 * Depth, on pixels where the ground truth is valid (finite, > 0) and the forecast is valid too:
   AbsRel = mean(|p - g| / g), RMSE = sqrt(mean((p - g)^2)) in metres, delta1 = fraction with
@@ -54,7 +54,7 @@ METRIC_DEFINITIONS: dict[str, dict[str, str]] = {
         "unit": "",
     },
 }
-COLOUR_METRICS = ("psnr", "ssim", "lpips")
+RGB_METRICS = ("psnr", "ssim", "lpips")
 DEPTH_METRICS = ("absrel", "rmse", "delta1", "coverage")
 
 

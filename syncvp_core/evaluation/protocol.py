@@ -11,10 +11,10 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from ..diffusion.guidance import MODE_NAMES
+from ..diffusion.guidance import GUIDED
 from .methods import BASELINES
 
-SCENARIOS = MODE_NAMES  # full, rgb_only, depth_only: the sensor scenarios are the guidance modes
+SCENARIOS = tuple(m.value for m in GUIDED)  # full, rgb_only, depth_only: sensor scenarios = guidance modes
 FVD_CLIP = 16
 
 

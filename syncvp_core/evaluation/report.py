@@ -14,7 +14,7 @@ import numpy as np
 
 from ..fileio import atomic_write_text
 from .methods import BASELINES
-from .metrics import COLOUR_METRICS, DEPTH_METRICS, METRIC_DEFINITIONS
+from .metrics import DEPTH_METRICS, METRIC_DEFINITIONS, RGB_METRICS
 from .uncertainty import NAME as UNCERTAINTY
 from .uncertainty import report_section as uncertainty_section
 
@@ -186,7 +186,7 @@ def online_section(online: dict, latency_plot: Path | None, out: Path) -> list[s
 # animation
 
 
-def colourise_depth(depth: np.ndarray, lo: float, hi: float) -> np.ndarray:
+def colorize_depth(depth: np.ndarray, lo: float, hi: float) -> np.ndarray:
     """metres (..., H, W) -> uint8 RGB with the turbo colour map (near = red, far = blue); invalid = black."""
     from matplotlib import colormaps
 
@@ -260,11 +260,11 @@ def animation_frames(anim: dict, scenario: str, method: str = "model", dt_s: flo
             when = f" ({(k + 1) * dt_s:.2f} s)" if dt_s else ""
             caption = f"forecast step t+{k + 1}{when}   scenario: {scenario}"
             pr = None if fc is None or fc.rgb is None else fc.rgb[k]
-            pd = None if fc is None or fc.depth is None else colourise_depth(fc.depth[k], lo, hi)
-            gr, gd = fut_r[k], colourise_depth(fut_d[k], lo, hi)
+            pd = None if fc is None or fc.depth is None else colorize_depth(fc.depth[k], lo, hi)
+            gr, gd = fut_r[k], colorize_depth(fut_d[k], lo, hi)
         row_c = [_panel(None if rgb_gone else ctx_r[ci], size, "removed"),
                  _panel(pr, size, "N/A" if t >= c else ""), _panel(gr, size, "")]
-        row_d = [_panel(None if dep_gone else colourise_depth(ctx_d[ci], lo, hi), size, "removed"),
+        row_d = [_panel(None if dep_gone else colorize_depth(ctx_d[ci], lo, hi), size, "removed"),
                  _panel(pd, size, "N/A" if t >= c else ""), _panel(gd, size, "")]
         frames.append(_labelled([row_c, row_d], cols, ["colour", "depth"], caption))
     return frames
@@ -299,7 +299,7 @@ def write_report(result: Any, out_dir: str | Path, title: str = "syncvp forecast
     horizon = proto["horizon"]
 
     plots = {}
-    for metric in COLOUR_METRICS + DEPTH_METRICS:
+    for metric in RGB_METRICS + DEPTH_METRICS:
         p = out / "plots" / f"{metric}.png"
         if plot_metric(results, metric, p, dt_s):
             plots[metric] = p
@@ -379,7 +379,7 @@ def _markdown(data: dict, title: str, plots: dict, gifs: dict, out: Path, dt_s: 
               "modality) or the metric is unavailable (reason below).", ""]
     for scenario in results:
         lines += [f"### {SCENARIO_LABELS.get(scenario, scenario)}", "",
-                  summary_table(results, scenario, COLOUR_METRICS + DEPTH_METRICS), ""]
+                  summary_table(results, scenario, RGB_METRICS + DEPTH_METRICS), ""]
     if data.get("online"):
         lines += online_section(data["online"], latency_plot, out)
     blocks = dict(data.get("blocks", {}))
@@ -387,7 +387,7 @@ def _markdown(data: dict, title: str, plots: dict, gifs: dict, out: Path, dt_s: 
         lines += uncertainty_section(blocks.pop(UNCERTAINTY), out)
     lines += blocks_section(blocks)
     lines += ["## Per horizon step", ""]
-    for metric in COLOUR_METRICS + DEPTH_METRICS:
+    for metric in RGB_METRICS + DEPTH_METRICS:
         if metric not in plots:
             continue
         lines += [f"### {LABELS[metric]} {_arrow(metric)}", "", f"![{metric}]({plots[metric].relative_to(out)})", "",
@@ -421,7 +421,7 @@ def _markdown(data: dict, title: str, plots: dict, gifs: dict, out: Path, dt_s: 
         for scenario, gif in gifs.items():
             lines += [f"**{SCENARIO_LABELS.get(scenario, scenario)}**", "", f"![{scenario}]({gif.name})", ""]
     lines += ["## Definitions", ""]
-    for m in COLOUR_METRICS + DEPTH_METRICS:
+    for m in RGB_METRICS + DEPTH_METRICS:
         d = METRIC_DEFINITIONS[m]
         lines.append(f"- **{LABELS[m]}** ({d['better']} is better{', ' + d['unit'] if d['unit'] else ''}): "
                      f"{d['description']}")

@@ -22,7 +22,7 @@ from .. import depth as depth_norm
 from ..pretrained import WeightsUnavailable
 from .baselines import Forecast
 from .methods import CEILING
-from .metrics import COLOUR_METRICS, DEPTH_METRICS, HorizonStats, depth_errors, psnr, ssim
+from .metrics import DEPTH_METRICS, RGB_METRICS, HorizonStats, depth_errors, psnr, ssim
 from .protocol import FVD_CLIP, EvalError, EvalProtocol
 from .windows import Window
 
@@ -190,8 +190,8 @@ class WindowScorer:
         for scenario in self.scenarios:
             for method in self.methods:
                 cell: dict = {}
-                for metric in COLOUR_METRICS + DEPTH_METRICS:
-                    modality = "rgb" if metric in COLOUR_METRICS else "depth"
+                for metric in RGB_METRICS + DEPTH_METRICS:
+                    modality = "rgb" if metric in RGB_METRICS else "depth"
                     key = (scenario, method, metric)
                     if metric in self.unavailable:
                         cell[metric] = {"available": False, "reason": self.unavailable[metric]}
@@ -215,23 +215,18 @@ def load_metric_models(protocol: EvalProtocol, device: str = "cpu") -> tuple[Any
     from .lpips import LPIPS
 
     unavailable: dict[str, str] = {}
-    lp = i3d = None
-    if not protocol.lpips:
-        unavailable["lpips"] = "disabled (--no-lpips)"
-    else:
-        try:
-            lp = LPIPS.pretrained(device)
-        except WeightsUnavailable as e:
-            unavailable["lpips"] = str(e)
-    if not protocol.fvd:
-        unavailable["fvd"] = "disabled (--no-fvd)"
-    else:
-        try:
-            i3d = I3D.pretrained(device)
-        except WeightsUnavailable as e:
-            unavailable["fvd"] = str(e)
-    return lp, i3d, unavailable
 
+    def load(metric: str, enabled: bool, network: Any) -> Any:
+        if not enabled:
+            unavailable[metric] = f"disabled (--no-{metric})"
+            return None
+        try:
+            return network.pretrained(device)
+        except WeightsUnavailable as e:
+            unavailable[metric] = str(e)
+            return None
+
+    return load("lpips", protocol.lpips, LPIPS), load("fvd", protocol.fvd, I3D), unavailable
 
 
 def metric_models_for(protocol: EvalProtocol, window_length: int) -> tuple[Any, Any, dict[str, str]]:

@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 
 from ..data.frames import RGBDFrame
+from ..diffusion.guidance import Mode
 
 HEAD_FRAMES = 32  # stamps looked at to measure the source rate
 
@@ -184,6 +185,7 @@ class Window:
         return cls(index, seed, stamps, rgb[:context], dep[:context], rgb[context:], dep[context:])
 
     def context(self, scenario: str) -> tuple[np.ndarray | None, np.ndarray | None]:
-        """The context a sensor scenario leaves: colour removed in depth_only, depth in rgb_only."""
-        return (None if scenario == "depth_only" else self.ctx_rgb,
-                None if scenario == "rgb_only" else self.ctx_depth)
+        """The context a sensor scenario (a guidance mode) leaves: colour removed in depth_only, depth in
+        rgb_only."""
+        rgb, depth = Mode(scenario).needs
+        return (self.ctx_rgb if rgb else None), (self.ctx_depth if depth else None)

@@ -9,7 +9,7 @@ thin wrapper that takes and returns plain tensors in a fixed order:
 * ``denoiser_step``: ``x_rgb_{xy,xt,yt}``, ``x_depth_{...}``, ``t`` (B,) int64, ``ctx_rgb_{...}``,
   ``ctx_depth_{...}``, ``present`` (B, 2) float -> ``eps_rgb_{...}``, ``eps_depth_{...}``: ONE joint step.
 
-The DDIM loop, guidance and rollout stay in host code (notes §10.3). The same names are used by the
+The DDIM loop, guidance and rollout stay in host code (docs/design-notes.md §8.1). The same names are used by the
 exporter, the onnxruntime and TensorRT backends and the manifest, so they are defined once, here.
 """
 from __future__ import annotations

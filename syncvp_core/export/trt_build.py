@@ -6,7 +6,7 @@ valid cached engine is reused and anything else is rebuilt.
 
 Precision: ``fp32``, ``fp16`` or ``bf16`` (``BuilderFlag.FP16``/``BF16``). For the reduced precisions the
 softmax, normalisation and reduction layers are asked to stay in fp32 (``PREFER_PRECISION_CONSTRAINTS``):
-the attention logits and GroupNorm statistics are where fp16 loses accuracy (notes §10.3).
+the attention logits and GroupNorm statistics are where fp16 loses accuracy (docs/design-notes.md §8.2).
 """
 from __future__ import annotations
 

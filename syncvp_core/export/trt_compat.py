@@ -2,7 +2,7 @@
 
 TensorRT cannot run on the development machines, so the exporter checks here what can be checked without
 it: every op is in the parser's supported set (standard ``ai.onnx`` domain, no onnxruntime contrib ops),
-no ``Einsum`` (parsed with restrictions and slow, notes §10.3: attention must be MatMul-Softmax-MatMul),
+no ``Einsum`` (parsed with restrictions and slow, docs/design-notes.md §8.2: attention must be MatMul-Softmax-MatMul),
 and every graph input/output has static dimensions (a dynamic batch dimension only where asked for).
 Whether the parser accepts every attribute combination and how fast the engine is can only be checked on a
 GPU (docs/deployment.md).

@@ -4,7 +4,7 @@ Convolutional rather than the official ViT (23 M parameters): frames are encoded
 temporal convolutions between levels, then each plane is produced by *attention pooling* along the axis it
 collapses (a learned score per position, softmax over the collapsed axis). No weight depends on T, so the
 same autoencoder encodes the 2-frame context and the 8-frame future (the official code trains a separate
-2-frame AE per modality, notes §1.6).
+2-frame AE per modality, docs/design-notes.md §1.2).
 
 Decoding broadcasts the three planes back to a (B, C, T, h, w) volume (xy over T, xt over rows, yt over
 columns), as PVDM does, and runs the mirrored conv trunk.

@@ -9,7 +9,7 @@ the plane's positions (spatial for xy, spatio-temporal for xt and yt). With per-
     h_D <- h_D + W_oD softmax_rows(A^T) V_R                                    (depth reads RGB)
 
 There is no key projection: each modality's query is the other's key, so the attention matrix is shared.
-Differences from the official code, deliberately (notes §3.3-3.4):
+Differences from the official code, deliberately (docs/design-notes.md §3.2):
 
 * heads are split on the channel axis of (B, N, C) token tensors, so attention runs over positions, not
   over channel groups (the official ``.view`` on channels-first tensors attends over channel groups);
@@ -17,7 +17,7 @@ Differences from the official code, deliberately (notes §3.3-3.4):
 * zero-initialised output projections, so a freshly joined model equals the two single models exactly.
 
 ``FullCrossAttention`` is the ablation: the same kernel over the concatenated tokens of all three planes,
-so the cost ratio between the two is exactly the token-structure ratio (notes §3.6).
+so the cost ratio between the two is exactly the token-structure ratio (docs/design-notes.md §3.3).
 
 Both blocks run the same few large kernels: per-plane norms, then ONE projection per weight over the
 concatenated tokens of all planes, the attention, ONE output projection per modality. STCA's per-plane

@@ -8,7 +8,7 @@ three planes follows each block: the path by which the planes exchange informati
 Context conditioning is plane-aware: each context plane is concatenated on channels to the matching
 noisy plane only. Context temporal planes hold ``context_frames`` rows and are zero-padded along time to
 ``chunk_frames`` rows (the official code pads the flattened latent instead, which puts the context's
-height-time plane into the target's width-time plane, notes §2.3).
+height-time plane into the target's width-time plane, docs/design-notes.md §2.2).
 
 The forward is written as ``stem`` -> ``blocks[i]`` -> ``head`` so that the joint model can interleave two
 branches with fusion blocks between them (no Python generators: they break export).

@@ -23,7 +23,7 @@ def write_synthetic_folder(path: str | Path, n_frames: int = 60, size: tuple[int
     tex = (tex + np.roll(tex, 1, 0) + np.roll(tex, 1, 1) + np.roll(tex, 2, 1)) / 4  # smoother texture
     yy, xx = np.mgrid[0:h, 0:4 * w]
     base_depth = 1.0 + 0.5 * xx / (4 * w) + 0.2 * yy / h
-    lines = ["index,colour_stamp_s,depth_stamp_s,colour_file,depth_file"]
+    lines = ["index,color_stamp_s,depth_stamp_s,color_file,depth_file"]
     for i in range(n_frames):
         x0 = i % (3 * w)
         rgb = tex[:, x0 : x0 + w].astype(np.uint8)
