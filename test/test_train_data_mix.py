@@ -3,6 +3,7 @@ tails, the simulator part of a data mix made resumably from a train config, the 
 checkpoint."""
 from __future__ import annotations
 
+import dataclasses
 import importlib.util
 import json
 
@@ -14,6 +15,7 @@ from syncvp_core.config import ConfigError, load_model_config
 from syncvp_core.data.dataset import DatasetWriter
 from syncvp_core.data.frames import RGBDFrame
 from syncvp_core.data.mix import heldout_sim_sequences
+from syncvp_core.data.mix import make_mix as make_mix_parts
 from syncvp_core.training.config import load_train_config
 from syncvp_core.training.data import (
     ClipIndex,
@@ -152,3 +154,8 @@ def test_make_mix_resumes_and_training_records_the_mix(tmp_path):
     assert mix["reverse_time"] and mix["cache_hflip"] and mix["clips"] == len(s.clips(6))
     sims = [r for r in mix["sequences"] if r["group"].startswith("sim/")]
     assert all(r["reversed_clips"] == (r["clips"] // 2 if r["reversible"] else 0) for r in sims)
+
+    fewer = tuple(dataclasses.replace(p, sequences=2) for p in tcfg.data.sim_mix)  # the recipe shrank
+    make_mix_parts(tcfg.data.sim_root, fewer, (16, 16), workers=1, progress=False)
+    smaller = json.loads((tmp_path / "sim" / "mix_manifest.json").read_text())["parts"]["hand"]
+    assert smaller["frames"] == 24 and smaller["train_sequences"] + len(smaller["val_sequences"]) == 2

@@ -59,11 +59,15 @@ def _sim_extra(meta: dict[str, Any]) -> dict[str, Any]:
 
 def from_sim(sim_dir: str | Path, out: str | Path, size: tuple[int, int], overwrite: bool = False,
              shard_frames: int = 256, progress: bool = True, info: dict[str, Any] | None = None,
-             **split: Any) -> Path:
-    """`syncvp sim` output -> training set (poses are kept). ``info`` is added to the data set's info."""
+             indices: Sequence[int] | None = None, **split: Any) -> Path:
+    """`syncvp sim` output -> training set (poses are kept). ``info`` is added to the data set's info;
+    ``indices``: convert only these sequences (e.g. those of the latest run into a reused folder)."""
     from .sim import SimSequence, list_sequences
 
     files = list_sequences(sim_dir)
+    if indices is not None:
+        want = {f"seq_{i:05d}" for i in indices}
+        files = [f for f in files if f.stem in want]
     w = _writer(out, size, overwrite, shard_frames)
     with tqdm(total=len(files), desc="converting simulator output", unit="seq", disable=not progress) as bar:
         for f in files:

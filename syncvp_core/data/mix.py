@@ -97,8 +97,10 @@ def _convert(part: SimMix, raw: Path, dest: Path, size: tuple[int, int], progres
         info = json.loads((dest / "dataset.json").read_text()).get("info", {})
         if info.get("raw_sequences") == listing and info.get("resolution") == list(size):
             return
+    # Only the sequences of this run: a folder rendered earlier with more sequences keeps its extra files.
     from_sim(raw, dest, size, overwrite=True, progress=progress, val_fraction=part.val_fraction,
-             seed=part.seed, info={"raw_sequences": listing, "resolution": list(size), "part": asdict(part)})
+             seed=part.seed, info={"raw_sequences": listing, "resolution": list(size), "part": asdict(part)},
+             indices=[r["index"] for r in listing])
 
 
 def _part_summary(part: SimMix, dest: Path) -> dict[str, Any]:
