@@ -234,11 +234,14 @@ class FlowExtrapolation:
             key = np.where(np.isfinite(last_d) & (last_d > 0), last_d, np.inf).ravel()
         else:
             key = -np.hypot(f[..., 0], f[..., 1]).ravel()
+        by_rank = np.argsort(key, kind="stable")  # z-buffer order, ties by pixel index (deterministic)
+        rank = np.empty_like(by_rank)
+        rank[by_rank] = np.arange(len(by_rank))
         ys, xs = np.mgrid[0:h, 0:w].astype(np.float32)
         rgb = None if context_rgb is None else np.empty((horizon, h, w, 3), np.uint8)
         dep = None if last_d is None else np.empty((horizon, h, w), np.float32)
         for k in range(1, horizon + 1):
-            src = _splat(f, k, key)
+            src = _splat(f, k, rank, by_rank)
             hole = src < 0
             fd = np.where(hole[..., None], f, f.reshape(-1, 2)[np.maximum(src, 0)])
             if rgb is not None:
@@ -252,21 +255,20 @@ class FlowExtrapolation:
         return Forecast(rgb, dep, mode)
 
 
-def _splat(flow: np.ndarray, k: int, key: np.ndarray) -> np.ndarray:
+def _splat(flow: np.ndarray, k: int, rank: np.ndarray, by_rank: np.ndarray) -> np.ndarray:
     """Forward splat of every pixel p to round(p - k * flow[p]): (H, W) int64 index of the source pixel
-    that lands on each target (the smallest ``key`` among those that do), -1 where none lands."""
+    that lands on each target, -1 where none lands. Of several, the one of lowest ``rank`` (its place in
+    the z-buffer order; ``by_rank`` inverts it) wins."""
     h, w = flow.shape[:2]
     ys, xs = np.mgrid[0:h, 0:w]
     tx = np.rint(xs - k * flow[..., 0]).astype(np.int64).ravel()
     ty = np.rint(ys - k * flow[..., 1]).astype(np.int64).ravel()
     inside = np.nonzero((tx >= 0) & (tx < w) & (ty >= 0) & (ty < h))[0]
-    target = ty[inside] * w + tx[inside]
-    order = np.lexsort((key[inside], target))  # by target, then by key: the first of each target wins
-    target, winners = target[order], inside[order]
-    first = np.ones(len(target), bool)
-    first[1:] = target[1:] != target[:-1]
+    best = np.full(h * w, h * w, np.int64)
+    np.minimum.at(best, ty[inside] * w + tx[inside], rank[inside])
+    hit = best < h * w
     out = np.full(h * w, -1, np.int64)
-    out[target[first]] = winners[first]
+    out[hit] = by_rank[best[hit]]
     return out.reshape(h, w)
 
 
