@@ -151,3 +151,6 @@ def test_flow_outside_sources_are_holes_and_depth_only_works():
         assert np.nanmean(np.abs(out.depth[k][inner] - frames[2 + k][inner])) < 0.05
     with pytest.raises(ValueError, match="2 context frames"):
         fl.predict(None, frames[:1], horizon=2)
+    # a size OpenCV's DIS would crash on is a clear error (a failed window in eval-bag), not a segfault
+    with pytest.raises(ValueError, match="16 px"):
+        fl.predict(np.zeros((2, 12, 48, 3), np.uint8), None, horizon=2)

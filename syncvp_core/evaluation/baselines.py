@@ -190,6 +190,11 @@ def _to_u8(img: np.ndarray) -> np.ndarray:
     return np.clip((img - lo) / max(hi - lo, 1e-9) * 255.0, 0, 255).astype(np.uint8)
 
 
+# OpenCV's DIS crashes the process (segfault, OpenCV 5.0) on images with a side under 16 px and a
+# wider other side (12x48, 15x60, ...); every shape from 16 px up to a 16:1 aspect ratio was tried and works.
+MIN_FLOW_SIDE = 16
+
+
 class FlowExtrapolation:
     name = "optical_flow"
     description = ("dense optical flow (OpenCV DIS) between the last two context frames, extrapolated k "
@@ -225,6 +230,9 @@ class FlowExtrapolation:
         ref = context_rgb if context_rgb is not None else context_depth
         if ref.shape[0] < 2:
             raise ValueError("the flow baseline needs at least 2 context frames")
+        if min(ref.shape[1:3]) < MIN_FLOW_SIDE:
+            raise ValueError(f"the flow baseline needs images of at least {MIN_FLOW_SIDE} px per side, got "
+                             f"{ref.shape[2]}x{ref.shape[1]}")
         f = self.flow(context_rgb, context_depth)
         self.last_flow = f
         h, w = f.shape[:2]
