@@ -33,6 +33,7 @@ import argparse
 import contextlib
 import copy
 import gc
+import importlib.util
 import json
 import math
 import os
@@ -45,12 +46,19 @@ import weakref
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import numpy as np
 import torch
 from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils._pytree import tree_map
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+# What the GPU machine may lack (it has torch, onnx and onnxruntime): say so instead of a traceback.
+_MISSING = [m for m in ("numpy", "yaml") if importlib.util.find_spec(m) is None]
+if _MISSING:
+    sys.exit(f"gpu_suite needs {', '.join(_MISSING)} (pip install numpy pyyaml; offline: pip download "
+             "--only-binary=:all: --python-version 3.12 --platform manylinux2014_x86_64 -d wheels numpy pyyaml "
+             "on a connected machine, carry wheels/, then pip install --no-index wheels/*.whl)")
+
+import numpy as np  # noqa: E402
 
 from syncvp_core.backends.selfcheck import random_step_inputs, sync  # noqa: E402
 from syncvp_core.config import ModelConfig, apply_overrides, from_dict, load_model_config  # noqa: E402
@@ -138,15 +146,16 @@ class Plan:
     compile_min_s: float = 200.0  # do not start compiling the paper denoiser with less budget than this
     budget_s: float = 450.0
     smoke: bool = False
+    peak_tflops: float | None = None  # overrides the datasheet table (an unknown GPU; smoke tests)
 
 
-def make_plan(smoke: bool, budget_s: float | None) -> Plan:
+def make_plan(smoke: bool, budget_s: float | None, peak: float | None = None) -> Plan:
     if not smoke:
-        return Plan(load_model_config("paper"), load_model_config("tiny"), budget_s=budget_s or 450.0)
+        return Plan(load_model_config("paper"), load_model_config("tiny"), budget_s=budget_s or 450.0, peak_tflops=peak)
     micro = micro_config()
     return Plan(micro, micro, official_steps=4, horizon=6, tiny_batches=(1, 2), train_batch={"tiny": 2, "paper": 2},
                 train_steps=2, reps=2, official_reps=1, op_iters=2, compile_backend="eager", compile_min_s=0.0,
-                budget_s=budget_s or 300.0, smoke=True)
+                budget_s=budget_s or 300.0, smoke=True, peak_tflops=peak)
 
 
 def with_overrides(cfg: ModelConfig, *overrides: str) -> ModelConfig:
@@ -216,7 +225,9 @@ def triplane_errors(got: Triplane | tuple, ref: Triplane | tuple) -> dict:
     return merge_errors([errors(a, b) for a, b in zip(got_t, ref_t)])
 
 
-def peak_tflops(device: str) -> tuple[dict | None, str]:
+def peak_tflops(device: str, given: float | None = None) -> tuple[dict | None, str]:
+    if given:
+        return dict.fromkeys(("fp32", "tf32", "fp16", "bf16"), given), "given with --peak-tflops"
     if not is_cuda(device):
         return None, "no GPU peak on a CPU run"
     name = torch.cuda.get_device_name(device)
@@ -388,7 +399,7 @@ def env_info(device: str, plan: Plan) -> dict:
         out.update(gpu=torch.cuda.get_device_name(device), capability=f"{p.major}.{p.minor}",
                    gpu_memory_gib=p.total_memory / 2**30, cudnn=torch.backends.cudnn.version(),
                    tf32_matmul=torch.backends.cuda.matmul.allow_tf32, tf32_cudnn=torch.backends.cudnn.allow_tf32)
-    peaks, why = peak_tflops(device)
+    peaks, why = peak_tflops(device, plan.peak_tflops)
     out["peak_tflops"], out["peak_source"] = peaks, why
     return out
 
@@ -493,7 +504,7 @@ def section_paper(plan: Plan, device: str, budget: Budget, state: dict) -> dict:
     h, steps_fast = plan.horizon, cfg_fast.sampler.steps
     out: dict = {"config": cfg_fast.name, "horizon": h, "context_frames": cfg_fast.context_frames,
                  "chunks": math.ceil(h / cfg_fast.chunk_frames)}
-    peaks, _ = peak_tflops(device)
+    peaks, _ = peak_tflops(device, plan.peak_tflops)
     # The official way: fp32 eager, 100 steps, eta 1, batch 1.
     model = random_model(cfg_official)
     official = Predictor(model, device, backend="torch")
@@ -529,11 +540,14 @@ def section_paper(plan: Plan, device: str, budget: Budget, state: dict) -> dict:
         best = min(done, key=lambda r: r["median_s"])
         out["fastest"] = best["variant"]
         out["speedup_vs_official"] = out["official"]["median_s"] / best["median_s"]
-        pred = best["_predictor"]
         inputs = random_step_inputs(cfg_fast, device)
         try:
+            # The ops are recorded from the eager denoiser at the variant's dtype: a CUDA-graph replay runs the
+            # same kernels but shows none of them to a dispatch mode.
             with precision(device, best["dtype"]):
-                sb = shape_bound(lambda: pred.backend.denoise(*inputs), device, plan.op_iters)
+                sb = shape_bound(lambda: denoise(fast_model, *inputs), device, plan.op_iters)
+            if not sb["bound_s"] > 0:
+                raise RuntimeError(f"no matmul/conv/attention op was recorded ({sb})")
             sb["step_s"] = best["step_median_s"]
             sb["fraction_of_shape_bound"] = sb["bound_s"] / best["step_median_s"]
             sb["shape_bound_tflops_per_s"] = sb["flops"] / sb["bound_s"] / 1e12
@@ -885,11 +899,13 @@ def main(argv=None) -> int:
     ap.add_argument("--budget-s", type=float, default=None,
                     help="sections that would start after this many seconds are skipped (default 450; smoke 300)")
     ap.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's)")
+    ap.add_argument("--peak-tflops", type=float, default=None,
+                    help="dense peak TFLOP/s to compare with, for a GPU missing from PEAK_TFLOPS (all dtypes)")
     args = ap.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
     device = args.device or ("cuda" if torch.cuda.is_available() and not args.smoke else "cpu")
-    plan = make_plan(args.smoke, args.budget_s)
+    plan = make_plan(args.smoke, args.budget_s, args.peak_tflops)
     rep = run_suite(plan, device, Path(args.out))
     print((Path(args.out) / "report.md").read_text())
     failed = [k for k, v in rep["sections"].items() if "failed" in v]
