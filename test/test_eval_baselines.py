@@ -1,5 +1,7 @@
 """Baselines: copy-last is exact; constant velocity recovers a known global translation; dense-flow
 extrapolation follows an analytic image shift, warps depth without mixing edges and keeps holes invalid."""
+import sys
+
 import numpy as np
 import pytest
 from scipy import ndimage
@@ -154,3 +156,12 @@ def test_flow_outside_sources_are_holes_and_depth_only_works():
     # a size OpenCV's DIS would crash on is a clear error (a failed window in eval-bag), not a segfault
     with pytest.raises(ValueError, match="16 px"):
         fl.predict(np.zeros((2, 12, 48, 3), np.uint8), None, horizon=2)
+
+
+def test_missing_opencv_is_a_clear_protocol_error(monkeypatch):
+    from syncvp_core.evaluation.protocol import EvalError, EvalProtocol
+
+    monkeypatch.setitem(sys.modules, "cv2", None)  # as on a machine without the eval extra
+    with pytest.raises(EvalError, match="opencv-python-headless.*leave it out"):
+        EvalProtocol().validate()
+    EvalProtocol(baselines=("copy_last", "const_velocity")).validate()

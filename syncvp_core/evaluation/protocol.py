@@ -46,6 +46,12 @@ class EvalProtocol:
         bad = [b for b in self.baselines if b not in BASELINES]
         if bad:
             raise EvalError(f"unknown baseline(s) {bad}; choose from {list(BASELINES)}")
+        for b in self.baselines:
+            try:
+                BASELINES[b](2)  # construction checks optional dependencies (OpenCV for optical_flow)
+            except ImportError as e:
+                rest = [x for x in self.baselines if x != b]
+                raise EvalError(f"baseline {b}: {e}; or leave it out (protocol baselines: {rest})") from e
         for name in ("horizon", "stride", "max_windows", "steps", "frame_step", "num_samples"):
             v = getattr(self, name)
             if v is not None and v < 1:
