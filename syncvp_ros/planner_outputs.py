@@ -7,9 +7,14 @@
   (:mod:`syncvp_core.spread`); not published with one sample.
 
 Same ``header`` as the image topics of that step (stamp = the step's future time, frame_id = the camera's
-optical frame). Lazy: an output nobody subscribes to is neither computed nor published (unless
-``always_predict``). A camera_info that cannot make a cloud (zero focal length, none received) is reported
-through the node's problem counter (log + ``/diagnostics``); the other outputs are still published.
+optical frame), except that ``points_stamp: context`` stamps the clouds with the newest context frame's
+time: tf2 cannot look up a future pose, so a consumer that transforms clouds by their stamp (a Nav2
+costmap) would otherwise hold a forecast until its time has come.
+
+Lazy: an output nobody subscribes to is neither computed nor published (unless ``always_predict``); the
+clouds also need ``points: true``. A camera_info that cannot make a cloud (zero focal length, none
+received) is reported through the node's problem counter (log + ``/diagnostics``); the other outputs are
+still published.
 """
 from __future__ import annotations
 
@@ -60,11 +65,12 @@ def resize_std(std: np.ndarray, size: tuple[int, int]) -> np.ndarray:
 class PlannerOutputs:
     """Publishers and per-prediction publishing of the planner topics for horizon steps 1..K.
 
-    ``params`` is the node's live parameter dict (``points_organized``, ``points_decimation``,
-    ``color_std_encoding``, ``always_predict``); ``problem(kind, message)`` reports bad input."""
+    ``params`` is the node's live parameter dict (``points``, ``points_organized``, ``points_decimation``,
+    ``points_stamp``, ``color_std_encoding``, ``always_predict``); ``problem(kind, message)`` reports bad
+    input."""
 
     def __init__(self, node: Any, horizon: int, qos: Any, params: dict, problem: Callable[[str, str], None],
-                 event_callbacks: Callable[[str], Any] | None = None, points: bool = True) -> None:
+                 event_callbacks: Callable[[str], Any] | None = None) -> None:
         self._node, self._p, self._problem = node, params, problem
         self._pubs: list[tuple[Any, Any, Any]] = []  # per step: (points or None, depth std, colour std)
 
@@ -73,35 +79,42 @@ class PlannerOutputs:
             return node.create_publisher(t, name, qos, **kw)
 
         for k in range(1, horizon + 1):
-            self._pubs.append((create(PointCloud2, f"~/pred/h{k}/points") if points else None,
+            self._pubs.append((create(PointCloud2, f"~/pred/h{k}/points"),
                                create(Image, f"~/pred/h{k}/depth/std"), create(Image, f"~/pred/h{k}/color/std")))
 
     def destroy(self) -> None:
         for triple in self._pubs:
             for pub in triple:
-                if pub is not None:
-                    self._node.destroy_publisher(pub)
+                self._node.destroy_publisher(pub)
         self._pubs = []
 
     def _wanted(self, pub) -> bool:
-        return pub is not None and (pub.get_subscription_count() > 0 or bool(self._p.get("always_predict")))
+        return pub.get_subscription_count() > 0 or bool(self._p.get("always_predict"))
+
+    def _points_wanted(self, pub) -> bool:
+        return bool(self._p["points"]) and self._wanted(pub)
 
     def has_subscribers(self) -> bool:
-        return any(pub is not None and pub.get_subscription_count() > 0 for triple in self._pubs for pub in triple)
+        return any(pub.get_subscription_count() > 0 for triple in self._pubs for pub in triple)
 
-    def publish(self, stamps_ns: list[int], frame_id: str, rgb: np.ndarray, depth: np.ndarray,
-                spread: Spread | None, camera_info: CameraInfo | None) -> None:
+    def publish(self, stamps_ns: list[int], context_stamp_ns: int, frame_id: str, rgb: np.ndarray,
+                depth: np.ndarray, spread: Spread | None, camera_info: CameraInfo | None) -> None:
         """One prediction: rgb uint8 (K, H, W, 3) and depth float32 (K, H, W) as published on the image
         topics; spread at the predictor's output size (resized here when the node resized the images)."""
         out_hw = depth.shape[1:3]
-        k_matrix = self._intrinsics(camera_info, out_hw) if any(self._wanted(t[0]) for t in self._pubs) else None
+        clouds = any(self._points_wanted(t[0]) for t in self._pubs)
+        k_matrix = self._intrinsics(camera_info, out_hw) if clouds else None
         for k, (stamp, (pub_pts, pub_dstd, pub_cstd)) in enumerate(zip(stamps_ns, self._pubs)):
             header = Header(frame_id=frame_id)
             ros_io.set_stamp(header, stamp)
-            if k_matrix is not None and self._wanted(pub_pts):
+            if k_matrix is not None and self._points_wanted(pub_pts):
                 cloud = depth_to_cloud(depth[k], k_matrix, rgb[k], organized=bool(self._p["points_organized"]),
                                        decimation=int(self._p["points_decimation"]))
-                pub_pts.publish(cloud_msg(cloud, header))
+                cloud_header = header
+                if self._p["points_stamp"] == "context":
+                    cloud_header = Header(frame_id=frame_id)
+                    ros_io.set_stamp(cloud_header, context_stamp_ns)
+                pub_pts.publish(cloud_msg(cloud, cloud_header))
             if spread is None:
                 continue
             if self._wanted(pub_dstd):

@@ -27,7 +27,8 @@ from syncvp_ros.testing import camera_info_msg, ros_env  # noqa: E402
 pytestmark = pytest.mark.ros
 H, W, K = 24, 32, 2
 S = 1_000_000_000
-PARAMS = {"points_organized": True, "points_decimation": 1, "color_std_encoding": "32FC1", "always_predict": False}
+PARAMS = {"points": True, "points_organized": True, "points_decimation": 1, "points_stamp": "future",
+          "color_std_encoding": "32FC1", "always_predict": False}
 
 
 def _prediction(seed=0):
@@ -109,7 +110,7 @@ def rig():
 def _publish(r, spread=True, info=True):
     rgb, depth, sp = _prediction()
     stamps = [10 * S + k * S // 10 for k in range(1, K + 1)]
-    r.out.publish(stamps, "camera_color_optical_frame", rgb, depth, sp if spread else None,
+    r.out.publish(stamps, 10 * S, "camera_color_optical_frame", rgb, depth, sp if spread else None,
                   camera_info_msg(H, W, 10 * S) if info else None)
     return rgb, depth, sp, stamps
 
@@ -172,6 +173,21 @@ def test_nothing_is_computed_without_subscribers(rig, monkeypatch):
     r.params["always_predict"] = True  # the node's "publish even without subscribers" switch
     _publish(r)
     assert len(calls) == K
+    r.params["points"] = False  # clouds switched off: not computed even then
+    _publish(r)
+    assert len(calls) == K
+
+
+def test_context_stamp_option_stamps_clouds_with_the_newest_context_frame(rig):
+    r = rig(params={"points_stamp": "context"}, subscribe=("points", "depth/std"))
+    assert r.wait(lambda: r.out.has_subscribers() and r.out._pubs[1][0].get_subscription_count())
+    _publish(r)
+    assert r.wait(lambda: r.received["h2/points"] and r.received["h2/depth/std"])
+    for k in (1, 2):
+        c = r.received[f"h{k}/points"][0]
+        assert c.header.stamp.sec * S + c.header.stamp.nanosec == 10 * S
+    d = r.received["h2/depth/std"][0]  # the images keep the future stamp
+    assert d.header.stamp.sec * S + d.header.stamp.nanosec == 10 * S + 2 * S // 10
 
 
 def test_zero_focal_length_reports_a_problem_and_still_publishes_the_spread(rig):
@@ -180,10 +196,10 @@ def test_zero_focal_length_reports_a_problem_and_still_publishes_the_spread(rig)
     rgb, depth, sp = _prediction()
     bad = camera_info_msg(H, W, 0)
     bad.k = [0.0] * 9
-    r.out.publish([S, 2 * S], "cam", rgb, depth, sp, bad)
+    r.out.publish([S, 2 * S], 0, "cam", rgb, depth, sp, bad)
     assert r.wait(lambda: r.received["h2/depth/std"])
     assert r.problems and r.problems[0][0] == "points_camera_info" and "fx=0" in r.problems[0][1]
-    r.out.publish([S, 2 * S], "cam", rgb, depth, sp, None)
+    r.out.publish([S, 2 * S], 0, "cam", rgb, depth, sp, None)
     assert r.problems[-1][0] == "points_no_camera_info"
     time.sleep(0.2)
     assert not r.received["h1/points"]
