@@ -133,6 +133,24 @@ PARAMS: tuple[ParamSpec, ...] = (
        scope="configure", choices=QOS_NAMES),
     _p("output_qos_depth", int, 2, "History depth (keep-last) of the prediction publishers.", "Outputs",
        scope="configure", unit="messages", range=(1, 100)),
+    # -------------------------------------------------------------------------------- planner outputs
+    _p("num_samples", int, 1, "Forecasts drawn per prediction, in one batched sampler call (same context, "
+       "different noise). > 1: the image topics carry their mean and ~/pred/h{k}/depth/std, color/std "
+       "their per-pixel spread (docs/planner.md). Latency grows with N.", "Planner outputs",
+       unit="samples", range=(1, 32)),
+    _p("points", bool, True, "Publish the predicted depth as a point cloud ~/pred/h{k}/points (XYZ metres "
+       "+ packed RGB; computed only while subscribed).", "Planner outputs"),
+    _p("points_organized", bool, False, "Point cloud layout: false = dense (invalid points dropped, height "
+       "1); true = organised (image grid, invalid = NaN).", "Planner outputs"),
+    _p("points_decimation", int, 1, "Keep every N-th row and column of the predicted depth in the point "
+       "cloud (N^2 fewer points).", "Planner outputs", unit="px", range=(1, 16)),
+    _p("points_stamp", str, "future", "Stamp of the point clouds: future = the horizon step's time (like "
+       "the images); context = the newest context frame's time, so that tf2 (e.g. a Nav2 costmap) can "
+       "transform them now (it cannot look up future poses).", "Planner outputs",
+       choices=("future", "context")),
+    _p("color_std_encoding", str, "32FC1", "Encoding of ~/pred/h{k}/color/std: 32FC1 (std in 8-bit "
+       "intensity units, RMS over R, G, B) or mono8 (2 x std, saturated at 255).", "Planner outputs",
+       choices=("32FC1", "mono8")),
     # -------------------------------------------------------------------------------- scheduling
     _p("predict_rate_hz", float, 0.0, "Upper limit on predictions per second. 0 = as fast as the "
        "inference allows.", "Scheduling", unit="Hz", range=(0.0, 1000.0)),
