@@ -16,7 +16,8 @@ Configurations are interleaved round-robin (one prediction each per round), so s
 machine hit all of them alike. Per prediction: end-to-end time (publishing the frame that completes the
 context -> the last output of that prediction received), the node's inference time and publish time
 (from ``~/status``), and the node process's CPU time (utime + stime from /proc). Medians, and ratios to
-``plain`` measured in the same run.
+``plain`` measured in the same run. Then, in this process with the node stopped, ``Predictor.predict``
+with ``num_samples`` N in one batched call against N separate calls (what batching saves).
 """
 from __future__ import annotations
 
@@ -30,6 +31,8 @@ import tempfile
 import threading
 import time
 from pathlib import Path
+
+import numpy as np
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -105,14 +108,14 @@ def run(h: int, w: int, steps: int, horizon: int, rounds: int) -> None:
     ns = "/bench"
     cmd = [sys.executable, "-m", "syncvp_ros.predictor_node", "--ros-args", "-r", f"__ns:={ns}",
            "-p", "checkpoint:=random:tiny", "-p", f"steps:={steps}", "-p", f"horizon:={horizon}",
-           "-p", "warmup:=2", "-p", "dropout_timeout:=600.0", "-p", "device:=cpu",
+           "-p", "warmup:=2", "-p", "dropout_timeout:=60.0", "-p", "device:=cpu",
            "-p", f"torch_threads:={torch.get_num_threads()}", "-p", f"input_qos:={INPUT_QOS}"]
     env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]))
     proc = subprocess.Popen(cmd, env=env, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     log: list[str] = []
     threading.Thread(target=lambda: log.extend(proc.stdout), daemon=True).start()
     drv = PlannerDriver(domain, ns, horizon)
-    n_frames = pred.context_frames + rounds * len(CONFIGS) + 2
+    n_frames = pred.context_frames + (rounds + 1) * len(CONFIGS) + 2
     msgs = [(color_msg(synthetic_rgb(h, w, t), S + t * dt), depth_msg(synthetic_depth(h, w, t), S + t * dt,
                                                                      encoding="16UC1"),
              camera_info_msg(h, w, S + t * dt)) for t in range(n_frames)]
@@ -174,6 +177,39 @@ def run(h: int, w: int, steps: int, horizon: int, rounds: int) -> None:
               f"{m['cpu'] / base['cpu']:6.2f}")
     print("  (medians per prediction; ratios to 'plain' in this run; node CPU = the node process's "
           "user + system time for that prediction)")
+    batching(pred, msgs, h, w, steps, horizon, rounds)
+
+
+def batching(pred, msgs, h: int, w: int, steps: int, horizon: int, rounds: int) -> None:
+    """In this process, node idle: N samples in one batched call against N separate calls, interleaved."""
+    from syncvp_core.data.encodings import decode_color, decode_depth
+
+    c = pred.context_frames
+    rgb = np.stack([decode_color(m[0].encoding, h, w, m[0].step, 0, m[0].data) for m in msgs[:c]])
+    depth = np.stack([decode_depth(m[1].encoding, h, w, m[1].step, 0, m[1].data) for m in msgs[:c]])
+    times: dict[str, list[float]] = {}
+    for r in range(rounds + 1):
+        for n in (1, 2, 4):
+            t0 = time.perf_counter()
+            pred.predict(rgb, depth, horizon=horizon, steps=steps, seed=r, num_samples=n)
+            t1 = time.perf_counter()
+            if n > 1:
+                for i in range(n):
+                    pred.predict(rgb, depth, horizon=horizon, steps=steps, seed=r * 10 + i)
+            t2 = time.perf_counter()
+            if r:
+                times.setdefault(f"batched{n}", []).append(t1 - t0)
+                if n > 1:
+                    times.setdefault(f"separate{n}", []).append(t2 - t1)
+    med = {k: statistics.median(v) for k, v in times.items()}
+    print(f"\n== Predictor.predict in this process ({w}x{h}, {steps} steps, horizon {horizon}) ==")
+    for n in (1, 2, 4):
+        b = med[f"batched{n}"]
+        line = f"  num_samples {n}: one batched call {b * 1e3:7.0f} ms ({b / med['batched1']:.2f}x N=1)"
+        if n > 1:
+            sep = med[f"separate{n}"]
+            line += f"; {n} separate calls {sep * 1e3:7.0f} ms -> batched / separate {b / sep:.2f}"
+        print(line)
 
 
 def main() -> None:
