@@ -4,6 +4,7 @@ checkpoint."""
 from __future__ import annotations
 
 import dataclasses
+import fnmatch
 import importlib.util
 import json
 
@@ -159,3 +160,14 @@ def test_make_mix_resumes_and_training_records_the_mix(tmp_path):
     make_mix_parts(tcfg.data.sim_root, fewer, (16, 16), workers=1, progress=False)
     smaller = json.loads((tmp_path / "sim" / "mix_manifest.json").read_text())["parts"]["hand"]
     assert smaller["frames"] == 24 and smaller["train_sequences"] + len(smaller["val_sequences"]) == 2
+
+
+def test_motion_mix_recipe_is_valid():
+    tcfg = load_train_config("motion_mix")
+    d = tcfg.data
+    assert d.holdout_fraction == 0.2 and d.reverse_time and d.cache_hflip and d.start_step == 0
+    assert {p.motion for p in d.sim_mix} >= {"handheld", "robot", "car"}
+    assert all(p.val_fraction > 0 for p in d.sim_mix)  # held-out simulator sequences exist
+    names = [f.rstrip("/").split("/")[-1] for f in d.folders]
+    assert all(any(fnmatch.fnmatch(n, pat) for pat in d.reversible) for n in names)
+    assert len(d.all_datasets()) == len(d.sim_mix) and not d.datasets
