@@ -77,6 +77,45 @@ def conversion_throughput(h: int, w: int, n: int = 100) -> None:
         print(f"  {name:32s} {med * 1e3:7.3f} ms  ({1 / med:8.0f} frames/s)")
 
 
+def use_dds_profile(enabled: bool = True) -> None:
+    """The large-data Fast DDS profile (syncvp_ros/dds_profile.py) for this process and the node it starts;
+    must be set before this process creates its first DDS participant."""
+    if not enabled:
+        os.environ.pop("FASTDDS_DEFAULT_PROFILES_FILE", None)
+        return
+    import tempfile
+
+    from syncvp_ros.dds_profile import PROFILE
+
+    path = Path(tempfile.mkdtemp()) / "syncvp_fastdds.xml"
+    path.write_text(PROFILE)
+    os.environ["FASTDDS_DEFAULT_PROFILES_FILE"] = str(path)
+
+
+def start_node(ns: str, steps: int, horizon: int) -> tuple[subprocess.Popen, list[str]]:
+    """The node as users run it (``python -m``), random-init tiny on CPU with this process's torch thread
+    count; returns the process and the list its output lines are collected into."""
+    import torch
+
+    cmd = [sys.executable, "-m", "syncvp_ros.predictor_node", "--ros-args", "-r", f"__ns:={ns}",
+           "-p", "checkpoint:=random:tiny", "-p", f"steps:={steps}", "-p", f"horizon:={horizon}",
+           "-p", "warmup:=2", "-p", "dropout_timeout:=60.0", "-p", "device:=cpu",
+           "-p", f"torch_threads:={torch.get_num_threads()}", "-p", f"input_qos:={INPUT_QOS}"]
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]))
+    proc = subprocess.Popen(cmd, env=env, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    log: list[str] = []
+    threading.Thread(target=lambda: log.extend(proc.stdout), daemon=True).start()
+    return proc, log
+
+
+def stop_node(proc: subprocess.Popen) -> None:
+    proc.send_signal(signal.SIGINT)
+    try:
+        proc.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+
+
 class Driver:
     """Publishes frames into the node process and times its outputs."""
 
@@ -166,27 +205,9 @@ def end_to_end(h: int, w: int, steps: int, horizon: int, runs: int, dds_profile:
     steps = steps or pred.config.sampler.steps
     dt = int(S / pred.frame_rate_hz)
     domain = ros_env()
-    if dds_profile:
-        # Both processes use the large-data Fast DDS profile (see syncvp_ros/dds_profile.py); must be set
-        # before this process creates its first DDS participant.
-        import tempfile
-
-        from syncvp_ros.dds_profile import PROFILE
-
-        path = Path(tempfile.mkdtemp()) / "syncvp_fastdds.xml"
-        path.write_text(PROFILE)
-        os.environ["FASTDDS_DEFAULT_PROFILES_FILE"] = str(path)
-    else:
-        os.environ.pop("FASTDDS_DEFAULT_PROFILES_FILE", None)
+    use_dds_profile(dds_profile)
     ns = "/bench"
-    cmd = [sys.executable, "-m", "syncvp_ros.predictor_node", "--ros-args", "-r", f"__ns:={ns}",
-           "-p", "checkpoint:=random:tiny", "-p", f"steps:={steps}", "-p", f"horizon:={horizon}",
-           "-p", "warmup:=2", "-p", "dropout_timeout:=60.0", "-p", "device:=cpu",
-           "-p", f"torch_threads:={torch.get_num_threads()}", "-p", f"input_qos:={INPUT_QOS}"]
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]))
-    proc = subprocess.Popen(cmd, env=env, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    log: list[str] = []
-    threading.Thread(target=lambda: log.extend(proc.stdout), daemon=True).start()
+    proc, log = start_node(ns, steps, horizon)
     drv = Driver(domain, ns, horizon)
     frames = [(synthetic_rgb(h, w, t), synthetic_depth(h, w, t)) for t in range(runs + pred.context_frames + 2)]
     msgs = [(color_msg(r, S + t * dt), depth_msg(d, S + t * dt, encoding="16UC1"), camera_info_msg(h, w, S + t * dt))
@@ -224,11 +245,7 @@ def end_to_end(h: int, w: int, steps: int, horizon: int, runs: int, dds_profile:
             time.sleep(0.2)
     finally:
         drv.close()
-        proc.send_signal(signal.SIGINT)
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+        stop_node(proc)
 
     direct: list[float] = []
     for i in range(runs + 1):

@@ -23,12 +23,8 @@ from __future__ import annotations
 
 import argparse
 import os
-import signal
 import statistics
-import subprocess
 import sys
-import tempfile
-import threading
 import time
 from pathlib import Path
 
@@ -38,7 +34,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
-from node_overhead import INPUT_QOS, Driver, S  # noqa: E402
+from node_overhead import Driver, S, start_node, stop_node, use_dds_profile  # noqa: E402
 
 CONFIGS = {  # name -> (num_samples, points)
     "plain": (1, False),
@@ -94,7 +90,6 @@ def run(h: int, w: int, steps: int, horizon: int, rounds: int) -> None:
     import torch
 
     from syncvp_core.predictor import Predictor
-    from syncvp_ros.dds_profile import PROFILE
     from syncvp_ros.testing import camera_info_msg, color_msg, depth_msg, ros_env, synthetic_depth, synthetic_rgb
 
     pred = Predictor.from_config("tiny", seed=0)
@@ -102,18 +97,9 @@ def run(h: int, w: int, steps: int, horizon: int, rounds: int) -> None:
     steps = steps or pred.config.sampler.steps
     dt = int(S / pred.frame_rate_hz)
     domain = ros_env()
-    profile = Path(tempfile.mkdtemp()) / "syncvp_fastdds.xml"
-    profile.write_text(PROFILE)
-    os.environ["FASTDDS_DEFAULT_PROFILES_FILE"] = str(profile)
+    use_dds_profile()
     ns = "/bench"
-    cmd = [sys.executable, "-m", "syncvp_ros.predictor_node", "--ros-args", "-r", f"__ns:={ns}",
-           "-p", "checkpoint:=random:tiny", "-p", f"steps:={steps}", "-p", f"horizon:={horizon}",
-           "-p", "warmup:=2", "-p", "dropout_timeout:=60.0", "-p", "device:=cpu",
-           "-p", f"torch_threads:={torch.get_num_threads()}", "-p", f"input_qos:={INPUT_QOS}"]
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]))
-    proc = subprocess.Popen(cmd, env=env, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    log: list[str] = []
-    threading.Thread(target=lambda: log.extend(proc.stdout), daemon=True).start()
+    proc, log = start_node(ns, steps, horizon)
     drv = PlannerDriver(domain, ns, horizon)
     n_frames = pred.context_frames + (rounds + 1) * len(CONFIGS) + 2
     msgs = [(color_msg(synthetic_rgb(h, w, t), S + t * dt), depth_msg(synthetic_depth(h, w, t), S + t * dt,
@@ -159,11 +145,7 @@ def run(h: int, w: int, steps: int, horizon: int, rounds: int) -> None:
                 time.sleep(0.1)
     finally:
         drv.close()
-        proc.send_signal(signal.SIGINT)
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+        stop_node(proc)
 
     med = {c: {k: statistics.median(v) for k, v in res.items()} for c, res in results.items()}
     base = med["plain"]
