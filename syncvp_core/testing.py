@@ -17,3 +17,25 @@ def micro_config(**overrides) -> ModelConfig:
     base["sampler"].update(steps=3)
     data = apply_overrides(base, [f"{k}={v}" for k, v in overrides.items()])
     return from_dict(ModelConfig, data)
+
+
+def sliding_frames(n: int, h: int, w: int, rate_hz: float = 10.0, seed: int = 0, drop=(),
+                   t0_ns: int = 1_700_000_000_000_000_000) -> list:
+    """``n`` synthetic RGB-D frames (:class:`~syncvp_core.data.frames.RGBDFrame`) of a random texture sliding
+    right by 1 px per frame over a depth ramp (3 invalid pixels), stamped at ``rate_hz``; frame indices in
+    ``drop`` are left out (recording gaps)."""
+    import numpy as np
+
+    from .data.frames import RGBDFrame, intrinsics_matrix
+
+    rng = np.random.default_rng(seed)
+    tex = rng.integers(0, 256, (h, w + n + 4, 3), dtype=np.uint8)
+    out = []
+    for i in range(n):
+        if i in drop:
+            continue
+        rgb = np.ascontiguousarray(tex[:, n - i:n - i + w])
+        depth = np.linspace(0.8, 3.0, w, dtype=np.float32)[None].repeat(h, 0) + 0.01 * i
+        depth[0, :3] = np.nan
+        out.append(RGBDFrame(t0_ns + int(i * 1e9 / rate_hz), rgb, depth, intrinsics_matrix(30, 30, w / 2, h / 2)))
+    return out

@@ -11,9 +11,8 @@ pytest.importorskip("rclpy")
 from click.testing import CliRunner  # noqa: E402
 
 from syncvp_core.data.bag import write_rgbd_bag  # noqa: E402
-from syncvp_core.data.frames import RGBDFrame, intrinsics_matrix  # noqa: E402
 from syncvp_core.evaluation.cli import eval_bag  # noqa: E402
-from syncvp_core.testing import micro_config  # noqa: E402
+from syncvp_core.testing import micro_config, sliding_frames  # noqa: E402
 
 pytestmark = pytest.mark.ros
 H, W = 36, 48
@@ -22,15 +21,7 @@ RATE_HZ = 20.0  # twice the model's rate: the node and the offline code must pic
 
 
 def _frames(n):
-    rng = np.random.default_rng(0)
-    tex = rng.integers(0, 256, (H, W + n + 4, 3), dtype=np.uint8)
-    out = []
-    for i in range(n):
-        rgb = np.ascontiguousarray(tex[:, n - i:n - i + W])
-        depth = np.linspace(0.8, 3.0, W, dtype=np.float32)[None].repeat(H, 0) + 0.01 * i
-        depth[0, :3] = np.nan
-        out.append(RGBDFrame(T0 + int(i * 1e9 / RATE_HZ), rgb, depth, intrinsics_matrix(30, 30, W / 2, H / 2)))
-    return out
+    return sliding_frames(n, H, W, RATE_HZ, t0_ns=T0)
 
 
 @pytest.fixture(scope="module")

@@ -1,7 +1,6 @@
 """eval-bag end to end on tiny bags, the streaming core, determinism, and bad input."""
 import json
 
-import numpy as np
 import pytest
 import torch
 import yaml
@@ -9,14 +8,14 @@ from click.testing import CliRunner
 
 from syncvp_core import pretrained as weights
 from syncvp_core.data.bag import write_rgbd_bag
-from syncvp_core.data.frames import RGBDFrame, intrinsics_matrix
+from syncvp_core.data.frames import RGBDFrame
 from syncvp_core.evaluation.cli import eval_bag
 from syncvp_core.evaluation.protocol import EvalError, EvalProtocol
 from syncvp_core.evaluation.replay import evaluate_frames
 from syncvp_core.evaluation.scoring import fvd_chunks
 from syncvp_core.evaluation.windows import pick_frames, windows
 from syncvp_core.predictor import Predictor
-from syncvp_core.testing import micro_config
+from syncvp_core.testing import micro_config, sliding_frames
 
 H, W = 32, 40
 T0 = 1_700_000_000_000_000_000
@@ -24,17 +23,7 @@ T0 = 1_700_000_000_000_000_000
 
 def _frames(n, rate_hz=10.0, seed=0, drop=()):
     """A texture sliding right by 1 px per frame, with a depth ramp; optional dropped indices."""
-    rng = np.random.default_rng(seed)
-    tex = rng.integers(0, 256, (H, W + n + 4, 3), dtype=np.uint8)
-    out = []
-    for i in range(n):
-        if i in drop:
-            continue
-        rgb = np.ascontiguousarray(tex[:, n - i:n - i + W])
-        depth = np.linspace(0.8, 3.0, W, dtype=np.float32)[None].repeat(H, 0) + 0.01 * i
-        depth[0, :3] = np.nan
-        out.append(RGBDFrame(T0 + int(i * 1e9 / rate_hz), rgb, depth, intrinsics_matrix(30, 30, W / 2, H / 2)))
-    return out
+    return sliding_frames(n, H, W, rate_hz, seed, drop, T0)
 
 
 @pytest.fixture(scope="module")

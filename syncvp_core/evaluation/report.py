@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 
 from ..fileio import atomic_write_text
+from .figures import pyplot, save
 from .methods import BASELINES
 from .metrics import DEPTH_METRICS, METRIC_DEFINITIONS, RGB_METRICS
 from .uncertainty import NAME as UNCERTAINTY
@@ -90,10 +91,7 @@ def horizon_table(results: dict, metric: str, horizon: int, dt_s: float | None) 
 
 def plot_metric(results: dict, metric: str, path: Path, dt_s: float | None) -> bool:
     """One PNG per metric: a panel per scenario, a line per method (mean with 95% CI band)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     scenarios = [s for s in results if any(c[metric].get("available") for c in results[s].values())]
     if not scenarios:
@@ -123,19 +121,12 @@ def plot_metric(results: dict, metric: str, path: Path, dt_s: float | None) -> b
             handles.setdefault(lab, h)
     fig.legend(list(handles.values()), list(handles), loc="lower center", ncol=len(handles), fontsize=8,
                frameon=False)
-    fig.tight_layout(rect=(0, 0.08, 1, 1))
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return True
+    return save(fig, path, rect=(0, 0.08, 1, 1))
 
 
 def plot_latency(online: dict, path: Path) -> bool:
     """Histogram of the end-to-end latency of every delivered prediction, one colour per scenario."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     series = {s: o["latency_ms"] for s, o in online["scenarios"].items() if o.get("latency_ms")}
     if not series:
@@ -149,13 +140,7 @@ def plot_latency(online: dict, path: Path) -> bool:
                                                f"p95 {o['p95']:.0f} ms")
     ax.set_xlabel("end-to-end latency (ms): context frame published -> last output received")
     ax.set_ylabel("predictions")
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=7)
-    fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return True
+    return save(fig, path, ax)
 
 
 def online_section(online: dict, latency_plot: Path | None, out: Path) -> list[str]:

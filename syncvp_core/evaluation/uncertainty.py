@@ -22,6 +22,7 @@ from typing import Any
 
 import numpy as np
 
+from .figures import pyplot, save
 from .methods import MODEL
 
 NAME = "uncertainty"  # the block's key in metrics.json ("blocks")
@@ -148,10 +149,7 @@ def plot_sparsification(summary: dict, path: Path) -> bool:
     drawn = {k: v for k, v in summary.get("scenarios", {}).items() if v.get("ause_m") is not None}
     if not drawn:
         return False
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     fig, ax = plt.subplots(figsize=(6, 3.8))
     for i, (scenario, s) in enumerate(drawn.items()):
@@ -163,13 +161,7 @@ def plot_sparsification(summary: dict, path: Path) -> bool:
     ax.set_xlabel("most uncertain pixels removed (%)")
     ax.set_ylabel("depth MAE of the rest (m)")
     ax.set_title("Depth uncertainty: sparsification (lower = better)")
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=7)
-    fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return True
+    return save(fig, path, ax)
 
 
 def report_section(summary: dict, out_dir: Path) -> list[str]:
