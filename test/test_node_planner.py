@@ -97,3 +97,21 @@ def test_zero_focal_length_camera_info_no_cloud_a_diagnostic_and_the_rest_still_
     assert h.count("h1/points") == 0 and h.count("h2/points") == 0
     kv = h.node.diagnostics()[1]
     assert int(kv["bad input: points_camera_info"]) >= 1
+
+
+def test_output_size_scales_the_spread_and_the_cloud_intrinsics(harness):
+    h = harness({"num_samples": 2, "output_height": 24, "output_width": 32, "points_organized": True,
+                 "color_std_encoding": "mono8"}, ("points", "depth/std", "color/std", "depth/image"))
+    h.stream(5)
+    assert h.wait_until(lambda: all(h.count(f"h1/{t}") for t in ("points", "depth/std", "color/std",
+                                                                 "depth/image")), 20)
+    std, cstd = h.received["h1/depth/std"][0], h.received["h1/color/std"][0]
+    assert (std.height, std.width, cstd.encoding, cstd.height, cstd.width) == (24, 32, "mono8", 24, 32)
+    cloud = h.received["h1/points"][0]
+    d = {_stamp(m): m for m in h.received["h1/depth/image"]}[_stamp(cloud)]
+    xyz, _ = read_cloud(bytes(cloud.data), cloud.height, cloud.width, cloud.point_step, cloud.row_step,
+                        cloud.fields)
+    depth = np.frombuffer(bytes(d.data), "<f4").reshape(24, 32)
+    # camera_info scaled by 1/2 per axis: f = 0.8 * 64 / 2, cx = (31.5 + 0.5) / 2 - 0.5
+    f, cx = 0.8 * 64 / 2, (31.5 + 0.5) / 2 - 0.5
+    np.testing.assert_allclose(xyz[:, 0].reshape(24, 32)[3], (np.arange(32) - cx) * depth[3] / f, rtol=1e-5)
