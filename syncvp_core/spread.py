@@ -10,10 +10,11 @@ context and the initial noise, so the per-pixel standard deviation over N sample
 *model's* forecast depends on the noise — the model's own uncertainty about that pixel (e.g. where an object
 may or may not move in). ``eta > 0`` (the model config's ``sampler.eta``) injects fresh noise at every step
 too, which changes the spread — not necessarily wider: the shipped checkpoint at 10 steps gave about half
-the depth std with ``eta = 1`` (docs/planner.md). It does not include errors the model is confidently wrong about (an object it never
-saw), the autoencoder's reconstruction error or sensor noise, and it is estimated from few samples (the
-standard error of a std from N samples is about std / sqrt(2(N-1))). Calibrate before trusting it
-(``syncvp eval-bag --num-samples N`` reports how often the truth lies within 1 and 2 std).
+the depth std with ``eta = 1`` (docs/planner.md). It does not include errors the model is confidently
+wrong about (an object it never saw), the autoencoder's reconstruction error or sensor noise, and it is
+estimated from few samples (the standard error of a std from N samples is about std / sqrt(2(N-1))).
+Calibrate before trusting it (``syncvp eval-bag --num-samples N`` reports how often the truth lies within
+1 and 2 std).
 """
 from __future__ import annotations
 
