@@ -14,11 +14,13 @@ still leaves what it measured). Sections, in order:
    ``Predictor.predict``, side by side: latency, speed-up, FLOPs per prediction, TFLOP/s and fraction of the
    GPU's dense peak, and for the fastest variant the fraction of the time the denoiser's own matrix shapes
    allow (each FLOP-bearing op timed alone); CUDA graphs give the same outputs as eager (step and prediction);
-3. ``tiny``: predictions/s at batch 1 and at the best batch;
-4. ``training``: joint-step clips/s, bf16 mixed precision, tiny and paper, with peak memory;
-5. ``release``: what the node does on deactivate/cleanup (drop the Predictor, ``torch.cuda.empty_cache()``)
+3. ``stca``: ``bench/stca_cost.py`` on the device at that dtype: STCA vs full cross-attention at 64x64 and
+   128x128 (paper dimensions), interleaved rounds, FLOP and wall-clock ratios;
+4. ``tiny``: predictions/s at batch 1 and at the best batch;
+5. ``training``: joint-step clips/s, bf16 mixed precision, tiny and paper, with peak memory;
+6. ``release``: what the node does on deactivate/cleanup (drop the Predictor, ``torch.cuda.empty_cache()``)
    returns the CUDA memory, for eager and for the CUDA-graphs backend;
-6. ``compile``: ``torch.compile`` (+ CUDA graphs) of the paper denoiser, same outputs as eager and its
+7. ``compile``: ``torch.compile`` (+ CUDA graphs) of the paper denoiser, same outputs as eager and its
    latency; last because compilation takes minutes, and only when the time budget still allows it.
 
 A feature this machine lacks (CUDA graphs or memory statistics on a CPU, a dtype autocast refuses, a peak
@@ -147,6 +149,9 @@ class Plan:
     budget_s: float = 450.0
     smoke: bool = False
     peak_tflops: float | None = None  # overrides the datasheet table (an unknown GPU; smoke tests)
+    stca_resolutions: tuple[int, ...] = (64, 128)
+    stca_rounds: int = 20
+    stca_step_rounds: int = 5
 
 
 def make_plan(smoke: bool, budget_s: float | None, peak: float | None = None) -> Plan:
@@ -155,7 +160,8 @@ def make_plan(smoke: bool, budget_s: float | None, peak: float | None = None) ->
     micro = micro_config()
     return Plan(micro, micro, official_steps=4, horizon=6, tiny_batches=(1, 2), train_batch={"tiny": 2, "paper": 2},
                 train_steps=2, reps=2, official_reps=1, op_iters=2, compile_backend="eager", compile_min_s=0.0,
-                budget_s=budget_s or 300.0, smoke=True, peak_tflops=peak)
+                budget_s=budget_s or 300.0, smoke=True, peak_tflops=peak, stca_resolutions=(64,), stca_rounds=3,
+                stca_step_rounds=1)
 
 
 def with_overrides(cfg: ModelConfig, *overrides: str) -> ModelConfig:
@@ -562,6 +568,28 @@ def section_paper(plan: Plan, device: str, budget: Budget, state: dict) -> dict:
     return out
 
 
+def section_stca(plan: Plan, device: str, budget: Budget, state: dict) -> dict:
+    """bench/stca_cost.py on this device: STCA vs full cross-attention, interleaved rounds, at the fastest
+    paper variant's dtype (issue 16.3: STCA no slower than full attention at 64x64 and 128x128)."""
+    import stca_cost  # bench/ is on sys.path when this file runs as a script
+
+    dtype = state.get("best_paper", ("bf16", False))[0]
+    out = {"config": plan.paper.name, "dtype": dtype, "by_resolution": []}
+    for res in plan.stca_resolutions:
+        if budget.left() < 20:
+            out["by_resolution"].append({"resolution": res, "skipped": "time budget"})
+            continue
+        r = stca_cost.run(plan.paper, res, plan.stca_rounds, plan.stca_step_rounds, device, DTYPES[dtype])
+        fl = r["flops"]
+        out["by_resolution"].append({
+            "resolution": res, "core_flops_ratio": fl["stca"]["core"] / fl["full"]["core"],
+            "block_flops_ratio": fl["stca"]["block"] / fl["full"]["block"],
+            "fusion_ms": {k: v["median"] * 1e3 for k, v in r["fusion_s"].items()},
+            "fusion_ratio_per_round": r["fusion_ratio"], "step_ratio_per_round": r["step_ratio"],
+            "rounds": plan.stca_rounds})
+    return out
+
+
 def section_tiny(plan: Plan, device: str, budget: Budget, state: dict) -> dict:
     cfg = plan.tiny
     model = random_model(cfg)
@@ -800,6 +828,20 @@ def _section_md(name: str, sec: dict) -> list[str]:
         elif sb:
             out.append(f"shape bound skipped: {sb['skipped']}")
         return out
+    if name == "stca":
+        out = [f"STCA vs full cross-attention, {sec['config']} dimensions, {sec['dtype']}, interleaved rounds", "",
+               "| frames | attention-core FLOPs STCA / full | fusion-block FLOPs | fusion ms STCA | fusion ms full "
+               "| STCA / full per round, median (range) | denoiser step STCA / full |", "|---" * 7 + "|"]
+        for r in sec["by_resolution"]:
+            if "skipped" in r:
+                out.append(f"| {r['resolution']} | skipped: {r['skipped']} |" + " |" * 5)
+                continue
+            fr, st = r["fusion_ratio_per_round"], r["step_ratio_per_round"]
+            out.append(f"| {r['resolution']}x{r['resolution']} | {r['core_flops_ratio']:.3f} | "
+                       f"{r['block_flops_ratio']:.3f} | {r['fusion_ms']['stca']:.2f} | {r['fusion_ms']['full']:.2f} | "
+                       f"**{fr['median']:.3f}** ({fr['min']:.3f}-{fr['max']:.3f}) | "
+                       f"{fmt(st['median'] if st else None, '.3f')} |")
+        return out
     if name == "tiny":
         out = [f"config {sec['config']}, {sec['steps']} DDIM steps, one chunk", "",
                "| variant | batch | latency median s | predictions/s | peak MiB |", "|---|---|---|---|---|"]
@@ -869,6 +911,7 @@ def run_suite(plan: Plan, device: str, out: Path) -> dict:
     state: dict = {}
     sections = (("correctness", lambda: section_correctness(plan, device, budget), 20),
                 ("paper", lambda: section_paper(plan, device, budget, state), 60),
+                ("stca", lambda: section_stca(plan, device, budget, state), 20),
                 ("tiny", lambda: section_tiny(plan, device, budget, state), 20),
                 ("training", lambda: section_training(plan, device, budget), 20),
                 ("release", lambda: section_release(plan, device, budget, state), 10),

@@ -14,10 +14,12 @@ denoiser. Prints, in one run:
   ratio STCA / full.
 
 Usage: python bench/stca_cost.py [--rounds 15] [--step-rounds 3] [--threads 1] [--json out.json]
+On a GPU, bench/gpu_suite.py runs the same measurement (its "stca" section) in half precision.
 """
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import statistics
@@ -30,7 +32,8 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from syncvp_core.config import load_model_config  # noqa: E402
+from syncvp_core.backends.selfcheck import sync  # noqa: E402
+from syncvp_core.config import ModelConfig, apply_overrides, from_dict, load_model_config  # noqa: E402
 from syncvp_core.flops import count_flops  # noqa: E402
 from syncvp_core.models.stca import NoFusion  # noqa: E402
 from syncvp_core.models.syncvp import SyncVPDenoiser  # noqa: E402
@@ -108,30 +111,46 @@ def ratio_stats(a: list[float], b: list[float]) -> dict[str, float]:
     return {"median": statistics.median(r), "min": min(r), "max": max(r)}
 
 
-def run(config: str, resolution: int, rounds: int, step_rounds: int) -> dict:
-    base = load_model_config(config, [f"resolution=[{resolution},{resolution}]"])
-    dens, seens, inputs = {}, {}, make_inputs(base)
+def run(config: str | ModelConfig, resolution: int, rounds: int, step_rounds: int, device: str = "cpu",
+        autocast: torch.dtype | None = None) -> dict:
+    """All figures at one resolution. ``config``: a config name or a ModelConfig (its dimensions are used);
+    ``autocast``: time in that half-precision dtype (FLOPs do not depend on it)."""
+    def cfg_for(*overrides):
+        ov = [f"resolution=[{resolution},{resolution}]", *overrides]
+        if isinstance(config, str):
+            return load_model_config(config, ov)
+        return from_dict(ModelConfig, apply_overrides(config.to_dict(), ov))
+
+    base = cfg_for()
+    dens, seens, inputs = {}, {}, tuple(x.to(device) for x in make_inputs(base))
     flops = {}
     for kind in KINDS:
-        cfg = load_model_config(config, [f"resolution=[{resolution},{resolution}]", f"fusion.kind={kind}"])
+        cfg = cfg_for(f"fusion.kind={kind}")
         torch.manual_seed(0)
-        dens[kind] = SyncVPDenoiser(cfg).eval()
+        dens[kind] = SyncVPDenoiser(cfg).to(device).eval()
         seens[kind] = capture_fusion_inputs(dens[kind], inputs)
         core, block = fusion_flops(dens[kind], seens[kind]) if seens[kind] else (0, 0)
         step, _ = count_flops(dens[kind], *inputs)
         flops[kind] = {"core": core, "block": block, "step": step, "blocks": len(seens[kind])}
 
+    def precision():
+        if autocast is None:
+            return contextlib.nullcontext()
+        return torch.autocast(torch.device(device).type, dtype=autocast)
+
     def fusion_only(kind):
         def f():
-            with torch.no_grad():
+            with torch.no_grad(), precision():
                 for i, args in seens[kind]:
                     dens[kind].fusion[i](*args)
+            sync(device)
         return f
 
     def step(kind):
         def f():
-            with torch.no_grad():
+            with torch.no_grad(), precision():
                 dens[kind](*inputs)
+            sync(device)
         return f
 
     t_fusion = interleaved({k: fusion_only(k) for k in ("stca", "full")}, rounds)

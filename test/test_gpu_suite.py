@@ -24,7 +24,7 @@ def report(tmp_path_factory):
 
 def test_every_section_ran_and_none_failed(report):
     rep, md = report
-    assert list(rep["sections"]) == ["correctness", "paper", "tiny", "training", "release", "compile"]
+    assert list(rep["sections"]) == ["correctness", "paper", "stca", "tiny", "training", "release", "compile"]
     for name, sec in rep["sections"].items():
         assert "failed" not in sec and "skipped" not in sec, (name, sec)
         assert f"## {name}" in md
@@ -81,3 +81,11 @@ def test_compiled_path_equals_eager(report):
     assert compiled["vs_eager_step"]["max_abs"] == 0.0  # dynamo's eager backend runs the same kernels
     assert compiled["vs_eager_prediction"]["rgb_max_levels"] == 0
     assert "CUDA device" in rows["compile (eager) + CUDA graphs"]["skipped"]
+
+
+def test_stca_section_reports_interleaved_ratios(report):
+    sec = report[0]["sections"]["stca"]
+    (row,) = sec["by_resolution"]
+    assert row["resolution"] == 64 and row["rounds"] == 3
+    assert 0 < row["core_flops_ratio"] < 1  # STCA's attention costs less than full attention's
+    assert row["fusion_ratio_per_round"]["min"] <= row["fusion_ratio_per_round"]["median"] > 0
