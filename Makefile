@@ -10,7 +10,7 @@ STAMP  := $(VENV)/.installed
 # Headless OpenGL (EGL) for the MuJoCo simulator; installed only when missing and apt is usable.
 APT_PKGS := libegl1 libegl-mesa0 libgl1-mesa-dri libopengl0
 
-.PHONY: setup demo test lint bench clean
+.PHONY: setup demo test test-launch lint bench clean
 
 setup: $(STAMP)
 
@@ -37,6 +37,11 @@ demo: setup
 test: setup lint
 	@MUJOCO_GL=egl ROS_AUTOMATIC_DISCOVERY_RANGE=LOCALHOST $(BIN)/python -m pytest -q; rc=$$?; \
 	  if [ $$rc -eq 5 ]; then echo "pytest collected no tests"; exit 1; fi; exit $$rc
+
+# The launch tests (test/launch/) with the real ros2 launch / launch_testing, built from ../shared/tools/ros2-cli
+# into a cache outside the clone (ROS2_ENV, default ~/.cache/syncvp/ros2cli); independent of .venv.
+test-launch:
+	@bash test/launch/run.sh
 
 lint: setup
 	$(BIN)/ruff check .

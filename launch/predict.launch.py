@@ -21,6 +21,8 @@ from launch_ros.actions import Node
 
 from launch import LaunchDescription
 
+SIGTERM_TIMEOUT_S = 20
+
 # name -> (default, description). Empty default = "keep the params file value".
 ARGUMENTS = {
     "params_file": ("", "Parameters YAML (default: share/syncvp_ros/config/predict.yaml)."),
@@ -91,6 +93,9 @@ def _setup(context, *args, **kwargs):
         remappings=remappings,
         ros_arguments=["--log-level", value["log_level"]],
         additional_env=env,
+        # On exit the node frees torch and DDS; on a busy CPU that outlasts launch's default 5 s, after
+        # which Ctrl-C would escalate to SIGTERM. A sigterm_timeout given to ros2 launch still wins.
+        sigterm_timeout=LaunchConfiguration("sigterm_timeout", default=str(SIGTERM_TIMEOUT_S)),
     )
     return [node]
 

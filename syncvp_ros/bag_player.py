@@ -179,6 +179,10 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     except KeyboardInterrupt:
         return 0
+    except Exception:
+        if rclpy.ok():
+            raise
+        return 0  # Ctrl-C: rclpy's handler shut the context down under a publish in progress
     finally:
         node.destroy_node()
         rclpy.try_shutdown()
