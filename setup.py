@@ -21,6 +21,8 @@ EXPORT = ["onnx>=1.16", "onnxruntime>=1.18", "onnxscript>=0.2"]
 SIM = ["mujoco>=3.1"]
 EVAL = ["scipy>=1.10", "scikit-image>=0.22", "matplotlib>=3.8", "opencv-python-headless>=4.8"]
 DEV = ["pytest<9", "ruff>=0.6", "tensorboard>=2.16", "hypothesis>=6.100"]
+# colcon test runs pytest only for packages with a "test" extra (launch_testing 3.7's plugin needs pytest<9).
+TEST = ["pytest<9"]
 
 setup(
     name=PACKAGE,
@@ -58,6 +60,7 @@ setup(
         "sim": SIM,
         "eval": EVAL,
         "dev": DEV,
+        "test": TEST,
         "all": ROS + EXPORT + SIM + EVAL + DEV,
     },
     zip_safe=True,
