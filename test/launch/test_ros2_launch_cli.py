@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 import signal
 import subprocess
 import threading
@@ -23,18 +24,18 @@ NODE = "/cli/probe"
 START_TIMEOUT_S = float(os.environ.get("SYNCVP_LAUNCH_TEST_TIMEOUT", "240"))
 
 
-def ros2_cli_with_syncvp() -> None:
-    """Skip (with the reason in the summary) unless ``ros2 launch`` can find the installed package."""
-    ament = pytest.importorskip(
-        "ament_index_python.packages",
-        reason="the ROS 2 command line is not installed: the launch tests run in the ROS 2 tool environment "
-               "(make test-launch; .ci/run does it after make test)")
+@pytest.fixture
+def ros2_cli(request) -> None:
+    """Skip, naming the test and the reason in the summary, unless ``ros2 launch`` finds the package."""
+    where = f"{request.node.name}: needs the ROS 2 tool environment (make test-launch; .ci/run runs it): "
+    if shutil.which("ros2") is None:
+        pytest.skip(where + "no ros2 command on PATH")
+    from ament_index_python.packages import PackageNotFoundError, get_package_share_directory
+
     try:
-        ament.get_package_share_directory("syncvp_ros")
-    except ament.PackageNotFoundError:
-        pytest.skip("syncvp_ros is not installed in an ament prefix (colcon build, or make test-launch)")
-    if subprocess.run(["ros2", "--help"], capture_output=True).returncode != 0:
-        pytest.skip("the ros2 command is not on PATH")
+        get_package_share_directory("syncvp_ros")
+    except (PackageNotFoundError, OSError):  # OSError: no AMENT_PREFIX_PATH at all
+        pytest.skip(where + "syncvp_ros is not installed in an ament prefix")
 
 
 def param_get(name: str, env: dict, launch: subprocess.Popen, timeout_s: float = 30.0) -> str:
@@ -48,8 +49,7 @@ def param_get(name: str, env: dict, launch: subprocess.Popen, timeout_s: float =
         time.sleep(1.0)
 
 
-def test_ros2_launch_applies_overrides_and_ctrl_c_ends_everything_cleanly():
-    ros2_cli_with_syncvp()
+def test_ros2_launch_applies_overrides_and_ctrl_c_ends_everything_cleanly(ros2_cli):
     env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONUNBUFFERED="1")
     cmd = ["ros2", "launch", "syncvp_ros", "predict.launch.py", "namespace:=cli", "node_name:=probe",
            f"params_file:={PARAMS}", "checkpoint:=random:tiny", "use_sim_time:=true", "log_level:=warn"]
@@ -78,8 +78,7 @@ def test_ros2_launch_applies_overrides_and_ctrl_c_ends_everything_cleanly():
             proc.wait()
 
 
-def test_every_launch_argument_is_documented():
-    ros2_cli_with_syncvp()
+def test_every_launch_argument_is_documented(ros2_cli):
     out = subprocess.run(["ros2", "launch", "syncvp_ros", "predict.launch.py", "--show-args"], capture_output=True,
                          text=True, timeout=120)
     assert out.returncode == 0, out.stderr
