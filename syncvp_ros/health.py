@@ -119,7 +119,7 @@ class StallWatch:
     """No prediction for ``warn_intervals`` expected intervals while predictions are expected: WARN;
     ``error_intervals``: ERROR. :meth:`check` returns a line to log only when the level changes."""
 
-    def __init__(self, now_s: float, warn_intervals: float = 5.0, error_intervals: float = 20.0):
+    def __init__(self, now_s: float, warn_intervals: float = 5.0, error_intervals: float = 15.0):
         self.warn_intervals = warn_intervals
         self.error_intervals = error_intervals
         self._since = now_s
@@ -127,13 +127,16 @@ class StallWatch:
         self.verdict: Health | None = None  # None = not stalled
         self.stalls = 0  # times the level went from OK to WARN or worse
 
-    def progress(self, now_s: float, counters: Progress) -> None:
-        """A prediction was published, or none is expected (disabled, no subscribers, no input)."""
-        self._since, self._at_progress = now_s, counters
+    def progress(self, now_s: float, counters: Progress) -> str | None:
+        """A prediction was published, or none is expected (disabled, no subscribers, no input). Returns
+        a line to log when this ends a stall."""
+        line = f"predictions resumed after {now_s - self._since:.1f} s" if self.verdict is not None else None
+        self._since, self._at_progress, self.verdict = now_s, counters, None
+        return line
 
     def check(self, now_s: float, interval_s: float, grace_s: float, counters: Progress,
               inference_busy_s: float = 0.0) -> tuple[Health | None, str | None]:
-        """(verdict, line to log on a change of level). ``interval_s``: the expected time between
+        """(verdict, line to log when the level changes). ``interval_s``: the expected time between
         predictions; ``grace_s``: time allowed on top (filling the context window)."""
         waited = now_s - self._since
         level = OK
@@ -143,37 +146,33 @@ class StallWatch:
             level = WARN
         old = self.verdict.level if self.verdict is not None else OK
         if level == OK:
-            self.verdict = None
-            return None, (f"predictions resumed after {waited:.1f} s" if old != OK else None)
+            return self.verdict, None
         self.verdict = Health(level, f"no prediction for {waited:.1f} s while inputs arrive (expected one "
                                      f"every {interval_s:.2f} s): "
-                                     + self._why(counters, inference_busy_s))
+                                     + self._why(counters, inference_busy_s > 2 * interval_s, inference_busy_s))
         if level == old:
             return self.verdict, None
         if old == OK:
             self.stalls += 1
         return self.verdict, f"{LEVEL_NAMES[level]}: {self.verdict.message}"
 
-    def _why(self, now: Progress, busy_s: float) -> str:
+    def _why(self, now: Progress, stuck: bool, busy_s: float) -> str:
         then = self._at_progress
-        if busy_s > 0:
+        if stuck:
             return f"the inference has been running for {busy_s:.1f} s"
         pairs = now.pairs - then.pairs
         misses = {s: now.misses.get(s, 0) - then.misses.get(s, 0) for s in MODALITIES}
         problems = {k: n - then.problems.get(k, 0) for k, n in now.problems.items()
                     if n > then.problems.get(k, 0)}
-        parts = []
-        if pairs == 0 and any(misses.values()):
-            worse = max(MODALITIES, key=lambda s: misses[s])
-            other = "depth" if worse == "color" else "color"
-            parts.append(f"no colour/depth pair: {misses['color']} colour and {misses['depth']} depth "
-                         f"frames found no partner ({worse} frames have no {other} frame within sync_slop)")
-        elif pairs:
-            parts.append(f"{pairs} pairs but the context window never filled "
-                         f"({now.resets - then.resets} resets)")
+        parts = [f"{pairs} colour/depth pairs" + (" (the context window never filled: "
+                                                   f"{now.resets - then.resets} resets)" if pairs else "")]
+        if any(misses.values()):
+            worse, other = ("colour", "depth") if misses["color"] >= misses["depth"] else ("depth", "colour")
+            parts.append(f"{misses['color']} colour and {misses['depth']} depth frames found no partner "
+                         f"({worse} frames have no {other} frame within sync_slop)")
         if problems:
             parts.append("bad input: " + ", ".join(f"{k} x{n}" for k, n in sorted(problems.items())))
-        return "; ".join(parts) or "no pair and no sync miss (frames dropped before pairing)"
+        return "; ".join(parts)
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -184,25 +183,31 @@ class RateWatch:
     """Flags a stream received at a small fraction of its rate.
 
     The sensor's rate is estimated twice: from the header stamps (the shortest spacing between two
-    received frames: frames lost in transport widen the average spacing but two consecutive ones still
-    show the true period) and from the highest received rate seen so far. Warns (a line returned once per
+    consecutively received frames that recurs at least ``support`` times: frames lost in transport widen
+    the average spacing, but consecutive survivors still show the true period, while a single odd stamp
+    does not count) and from the highest received rate seen so far. Warns (a line returned once per
     change) when the received rate is below ``fraction`` of the larger estimate.
     """
 
-    def __init__(self, fraction: float = 0.3, window: int = 50):
+    def __init__(self, fraction: float = 0.3, window: int = 50, support: int = 3):
         self.fraction = fraction
-        self._stamps: deque[int] = deque(maxlen=window)
+        self.support = support
+        self._gaps: deque[int] = deque(maxlen=window)
+        self._prev: int | None = None
         self.peak_hz = 0.0
         self.low = False
 
     def frame(self, stamp_ns: int) -> None:
-        self._stamps.append(stamp_ns)
+        if self._prev is not None and 1_000_000 <= stamp_ns - self._prev <= 10_000_000_000:
+            self._gaps.append(stamp_ns - self._prev)  # 1 ms .. 10 s: not a duplicate, not a jump
+        self._prev = stamp_ns
 
     def sensor_hz(self) -> float:
-        s = sorted(set(self._stamps))
-        gaps = [b - a for a, b in zip(s, s[1:]) if b - a >= 1_000_000]  # >= 1 ms: not a duplicate
-        stamp_hz = 1e9 / min(gaps) if len(gaps) >= 2 else 0.0
-        return max(stamp_hz, self.peak_hz)
+        gaps = sorted(self._gaps)
+        for g in gaps:
+            if sum(0.8 * g <= x <= 1.25 * g for x in gaps) >= self.support:
+                return max(1e9 / g, self.peak_hz)
+        return self.peak_hz
 
     def check(self, received_hz: float, name: str) -> str | None:
         """Call about once per rate window with the current received rate."""

@@ -27,7 +27,11 @@ Run: ``python -m syncvp_ros.predictor_node --ros-args -p checkpoint:=... --param
 from __future__ import annotations
 
 import json
+import os
 import random
+import signal
+import sys
+import tempfile
 import threading
 import time
 from dataclasses import dataclass
@@ -37,6 +41,7 @@ import numpy as np
 import rclpy
 from diagnostic_msgs.msg import DiagnosticArray
 from rcl_interfaces.msg import SetParametersResult
+from rclpy._rclpy_pybind11 import RCLError
 from rclpy.event_handler import PublisherEventCallbacks, SubscriptionEventCallbacks
 from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
@@ -220,13 +225,14 @@ class PredictorNode(LifecycleNode):
         t = pred.context_frames
         rgb = np.zeros((t, h, w, 3), np.uint8)
         depth = np.ones((t, h, w), np.float32)
+        self.get_logger().info(f"warm-up: {n} inference(s) at {w}x{h}")
         t0 = time.perf_counter()
         for i in range(n):
             if not self.context.ok():  # SIGTERM/SIGINT shut the context down: stop after this run
                 raise _Interrupted(f"signal during warm-up run {i + 1}/{n}")
             pred.predict(rgb, depth, horizon=self._horizon(pred), steps=self._p["steps"] or None, seed=0)
         self._warmup_s = (time.perf_counter() - t0) / n
-        self.get_logger().info(f"warm-up: {n} inference(s) in {self._warmup_s * n:.2f} s")
+        self.get_logger().info(f"warm-up done in {self._warmup_s * n:.2f} s")
 
     def _horizon(self, pred=None) -> int:
         pred = pred or self.predictor
@@ -267,6 +273,7 @@ class PredictorNode(LifecycleNode):
         self.worker.min_period_s = 1.0 / p["predict_rate_hz"] if p["predict_rate_hz"] > 0 else 0.0
         self.worker.start()
         # Dropouts and stalls must be noticed while nothing arrives at all, so they are checked on a timer.
+        self._last_tick = time.monotonic()
         self._mode_timer = self.create_timer(min(0.1, p["dropout_timeout"] / 4), self._on_timer)
         self.get_logger().info(
             f"active: colour {p['color_topic']}, depth {p['depth_topic']} ({p['input_qos']}); publishing "
@@ -444,6 +451,12 @@ class PredictorNode(LifecycleNode):
 
     # ============================================================================ modes and stalls
     def _on_timer(self) -> None:
+        mono = time.monotonic()
+        late, self._last_tick = mono - self._last_tick, mono
+        if late > 3 * self._mode_timer.timer_period_ns * 1e-9:
+            # The executor was starved (CPU load): it runs timers before the frames queued meanwhile, so
+            # judging ages now would report a dropout of sensors that did send. Next tick, after them.
+            return
         self._update_mode()
         self._check_stall()
 
@@ -500,8 +513,13 @@ class PredictorNode(LifecycleNode):
                        self.worker.min_period_s)
         fill = self.buffer.length * self.buffer.interval_ns * 1e-9 + self._p["dropout_timeout"]
         _, line = self.monitor.stall.check(mono, interval, fill, self._progress(), self.worker.busy_for(mono))
-        if line is not None:
-            (self.get_logger().error if line.startswith("ERROR") else self.get_logger().warning)(line)
+        if line is None:
+            return
+        # Two call sites: rclpy refuses a severity change between calls from one line.
+        if self.monitor.stall.verdict.level == health.ERROR:
+            self.get_logger().error(line)
+        else:
+            self.get_logger().warning(line)
 
     def _log_resumed(self, line: str | None) -> None:
         if line is not None:
@@ -647,13 +665,47 @@ def _start_up_overrides(node: PredictorNode) -> list[str]:
     return list(getattr(node, "_parameter_overrides", {}))
 
 
+def _sigterm_like_sigint() -> None:
+    """SIGTERM raises KeyboardInterrupt in the main thread, as SIGINT does, so it interrupts a warm-up in
+    progress too. Installed before ``rclpy.init``: rclpy's own handler shuts the context down (waking the
+    executor) and then calls this one. A second signal during the clean-up is ignored."""
+    fired = []
+
+    def handler(signum: int, frame: Any) -> None:
+        if not fired:
+            fired.append(signum)
+            raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, handler)
+
+
+def _init_rclpy(args: list[str] | None) -> str | None:
+    """``rclpy.init``; on failure (an unreadable --params-file, malformed --ros-args) the reason, with rcl's
+    own lines on stderr held back so that the user reads one line."""
+    saved = os.dup(2)
+    with tempfile.TemporaryFile() as held:
+        os.dup2(held.fileno(), 2)
+        try:
+            rclpy.init(args=args)
+            error = None
+        except RCLError as e:
+            error = str(e).split(", at ")[0]  # drop rcl's source locations
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+        if error is None:
+            held.seek(0)
+            sys.stderr.write(held.read().decode(errors="replace"))
+    return error
+
+
 def main(args: list[str] | None = None) -> int:
     from rclpy.exceptions import InvalidParameterTypeException, InvalidParameterValueException
 
-    try:
-        rclpy.init(args=args)
-    except rclpy._rclpy_pybind11.RCLError as e:  # an unreadable --params-file, a malformed --ros-args
-        print(f"[{NODE_NAME}] cannot start: {str(e).split(', at ')[0]}", file=__import__("sys").stderr)
+    _sigterm_like_sigint()
+    error = _init_rclpy(args)
+    if error is not None:
+        print(f"[{NODE_NAME}] cannot start: {error}", file=sys.stderr)
         return 2
     node = None
     executor = SingleThreadedExecutor()
@@ -667,7 +719,7 @@ def main(args: list[str] | None = None) -> int:
         node.warn_unknown_parameters(_start_up_overrides(node))
         executor.add_node(node)
         if node.get_parameter("autostart").value:
-            if not node.autostart():
+            if not node.autostart() and node.context.ok():
                 node.get_logger().error("autostart did not reach the active state; the node stays up: "
                                         "fix the parameters and trigger configure/activate")
         else:
@@ -685,5 +737,14 @@ def main(args: list[str] | None = None) -> int:
     return 0
 
 
+def cli() -> None:
+    """The executable: :func:`main`, then exit at once. Everything the node holds is released by then;
+    the interpreter's own teardown of torch would add about a second to every shutdown."""
+    rc = main()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(rc)
+
+
 if __name__ == "__main__":
-    raise SystemExit(main())
+    cli()

@@ -14,3 +14,25 @@ torch.set_num_threads(int(os.environ.get("SYNCVP_TEST_THREADS", "1")))
 @pytest.fixture
 def micro_cfg():
     return micro_config()
+
+
+@pytest.fixture
+def harness():
+    """``harness(params={...}, **Harness kwargs)``: the ROS node in-process with a driver node, closed at
+    the end (syncvp_ros.testing.Harness; model settings from node_support.FAST)."""
+    from node_support import FAST
+
+    from syncvp_ros.testing import Harness
+
+    made = []
+
+    def make(**overrides):
+        h = Harness({**FAST, **overrides.pop("params", {})}, **overrides)
+        made.append(h)
+        if h.active and overrides.get("record", True):
+            assert h.wait_for_subscribers()
+        return h
+
+    yield make
+    for h in made:
+        h.close()

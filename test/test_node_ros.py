@@ -11,39 +11,15 @@ import pytest
 
 pytest.importorskip("rclpy")
 import torch  # noqa: E402
+from node_support import predictions, wait_predictions  # noqa: E402
 
 from syncvp_ros import health  # noqa: E402
-from syncvp_ros.testing import Harness, color_msg, depth_msg, synthetic_depth, synthetic_rgb  # noqa: E402
+from syncvp_ros.testing import color_msg, depth_msg, synthetic_depth, synthetic_rgb  # noqa: E402
 
 pytestmark = pytest.mark.ros
 torch.set_num_threads(1)
 
-FAST = {"checkpoint": "random:tiny", "steps": 2, "horizon": 2, "warmup": 1}
 S = 1_000_000_000
-
-
-@pytest.fixture
-def harness(request):
-    made = []
-
-    def make(**overrides):
-        h = Harness({**FAST, **overrides.pop("params", {})}, **overrides)
-        made.append(h)
-        if h.active and overrides.get("record", True):
-            assert h.wait_for_subscribers()
-        return h
-
-    yield make
-    for h in made:
-        h.close()
-
-
-def predictions(h):
-    return [s for s in h.statuses() if s["event"] == "prediction"]
-
-
-def wait_predictions(h, n, timeout=10.0):
-    return h.wait_until(lambda: len(predictions(h)) >= n, timeout)
 
 
 def test_predictions_arrive_on_every_horizon_topic_with_stamps_encodings_sizes_frame_id(harness):
