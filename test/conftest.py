@@ -25,8 +25,10 @@ def harness():
     from syncvp_ros.testing import Harness
 
     made = []
+    domain = int(os.environ["ROS_DOMAIN_ID"]) if os.environ.get("ROS_DOMAIN_ID") else None
 
     def make(**overrides):
+        overrides.setdefault("domain_id", domain)  # the caller's domain, not a random one shared by chance
         h = Harness({**FAST, **overrides.pop("params", {})}, **overrides)
         made.append(h)
         if h.active and overrides.get("record", True):
