@@ -217,7 +217,7 @@ except ImportError:
     pc2 = None
 needs_sensor_msgs_py = pytest.mark.skipif(
     pc2 is None, reason="sensor_msgs_py (ROS 2 sources, not on PyPI) is not installed: build it with "
-    "/work/shared/tools/ros2-cli (CI does)")
+    "/work/shared/tools/ros2-cli and run this file in that venv")
 
 
 @needs_sensor_msgs_py
