@@ -38,3 +38,15 @@ def harness():
     yield make
     for h in made:
         h.close()
+
+
+@pytest.fixture(scope="session")
+def micro_yaml(tmp_path_factory):
+    """The micro config as a YAML file (for --random-init / --config options of the commands)."""
+    import json
+
+    import yaml
+
+    path = tmp_path_factory.mktemp("cfg") / "micro.yaml"
+    path.write_text(yaml.safe_dump(json.loads(micro_config().to_json())))
+    return path

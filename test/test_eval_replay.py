@@ -3,7 +3,6 @@ import json
 
 import pytest
 import torch
-import yaml
 from click.testing import CliRunner
 
 from syncvp_core import pretrained as weights
@@ -24,13 +23,6 @@ T0 = 1_700_000_000_000_000_000
 def _frames(n, rate_hz=10.0, seed=0, drop=()):
     """A texture sliding right by 1 px per frame, with a depth ramp; optional dropped indices."""
     return sliding_frames(n, H, W, rate_hz, seed, drop, T0)
-
-
-@pytest.fixture(scope="module")
-def micro_yaml(tmp_path_factory):
-    path = tmp_path_factory.mktemp("cfg") / "micro.yaml"
-    path.write_text(yaml.safe_dump(json.loads(micro_config().to_json())))
-    return path
 
 
 @pytest.fixture(scope="module")
@@ -142,22 +134,25 @@ def test_window_helpers():
     assert fvd_chunks(10) == [] and fvd_chunks(16) == [(0, 16)] and fvd_chunks(30) == [(0, 16), (14, 30)]
 
 
+def _eval_bag_fails(bag, tmp_path, micro_yaml, *extra) -> str:
+    res = CliRunner().invoke(eval_bag, [str(bag), "--out", str(tmp_path / "o"), "--random-init", str(micro_yaml),
+                                        "--quiet", *extra])
+    assert res.exit_code != 0 and "Traceback" not in res.output
+    return res.output
+
+
 def test_too_short_is_a_clear_error(tmp_path, micro_yaml):
     bag = tmp_path / "short"
     write_rgbd_bag(bag, _frames(4))
-    res = CliRunner().invoke(eval_bag, [str(bag), "--out", str(tmp_path / "o"), "--random-init", str(micro_yaml),
-                                        "--quiet", "--no-fvd", "--no-lpips"])
-    assert res.exit_code != 0
-    assert "no window could be evaluated" in res.output and "needs 6 picked frames" in res.output
+    out = _eval_bag_fails(bag, tmp_path, micro_yaml, "--no-fvd", "--no-lpips")
+    assert "no window could be evaluated" in out and "needs 6 picked frames" in out
 
 
 def test_bag_without_the_topics_is_a_clear_error(tmp_path, micro_yaml):
     bag = tmp_path / "bag"
     write_rgbd_bag(bag, _frames(3))
-    res = CliRunner().invoke(eval_bag, [str(bag), "--out", str(tmp_path / "o"), "--random-init", str(micro_yaml),
-                                        "--topics", "color=/cam/rgb,depth=/cam/depth", "--quiet"])
-    assert res.exit_code != 0
-    assert "'/cam/rgb' not in the bag" in res.output and "/camera/color/image_raw" in res.output
+    out = _eval_bag_fails(bag, tmp_path, micro_yaml, "--topics", "color=/cam/rgb,depth=/cam/depth")
+    assert "'/cam/rgb' not in the bag" in out and "/camera/color/image_raw" in out
 
 
 def test_corrupt_bag_is_a_clear_error(tmp_path, micro_yaml):
@@ -166,10 +161,7 @@ def test_corrupt_bag_is_a_clear_error(tmp_path, micro_yaml):
     mcap = bag / "bag.mcap"
     data = mcap.read_bytes()
     mcap.write_bytes(data[: len(data) // 2])
-    res = CliRunner().invoke(eval_bag, [str(bag), "--out", str(tmp_path / "o"), "--random-init", str(micro_yaml),
-                                        "--quiet", "--no-fvd", "--no-lpips"])
-    assert res.exit_code != 0 and "truncated or corrupt" in res.output
-    assert "Traceback" not in res.output
+    assert "truncated or corrupt" in _eval_bag_fails(bag, tmp_path, micro_yaml, "--no-fvd", "--no-lpips")
 
 
 def test_bad_options_are_clear(tmp_path, micro_yaml):

@@ -4,7 +4,6 @@ import json
 import sys
 
 import pytest
-import yaml
 from click.testing import CliRunner
 
 from syncvp_core.checkpoint import save_checkpoint
@@ -15,13 +14,6 @@ from syncvp_core.export.graphs import GRAPH_NAMES
 from syncvp_core.export.manifest import ExportError
 from syncvp_core.predictor import Predictor
 from syncvp_core.testing import micro_config
-
-
-@pytest.fixture(scope="module")
-def micro_yaml(tmp_path_factory):
-    path = tmp_path_factory.mktemp("cfg") / "micro.yaml"
-    path.write_text(yaml.safe_dump(json.loads(micro_config().to_json())))
-    return path
 
 
 @pytest.fixture(scope="module")
