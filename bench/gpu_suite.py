@@ -192,6 +192,18 @@ def precision(device: str, dtype: str, graphs: bool = False):
     return torch.autocast(device_type=torch.device(device).type, dtype=DTYPES[dtype], cache_enabled=not graphs)
 
 
+@contextlib.contextmanager
+def cudnn_autotune():
+    """Our fast path lets cuDNN pick the fastest convolution algorithm per shape (shapes are static); the
+    official way runs with PyTorch's default (off)."""
+    old = torch.backends.cudnn.benchmark
+    torch.backends.cudnn.benchmark = True
+    try:
+        yield
+    finally:
+        torch.backends.cudnn.benchmark = old
+
+
 def reason(e: BaseException) -> str:
     text = str(e).strip().splitlines()
     return f"{type(e).__name__}: {text[0][:300] if text else ''}"
@@ -477,7 +489,7 @@ def run_variant(model: SyncVPModel, device: str, v: Variant, rgb, dep, horizon: 
     row: dict = {"variant": v.name, "dtype": v.dtype, "graphs": v.graphs, "steps": steps,
                  "options": {k: str(x) for k, x in v.options.items()}}
     try:
-        with MemoryWatch(device) as mem:
+        with MemoryWatch(device) as mem, cudnn_autotune():
             pred = Predictor(model, device, backend="torch", backend_options=v.options)
             inputs = random_step_inputs(model.cfg, device)
             with precision(device, v.dtype, v.graphs):
@@ -590,6 +602,29 @@ def section_stca(plan: Plan, device: str, budget: Budget, state: dict) -> dict:
     return out
 
 
+def batch_sweep(pred: Predictor, v: Variant, plan: Plan, device: str, budget: Budget) -> list[dict]:
+    """Predictions/s per batch size, until out of memory, out of budget or two sizes past the best."""
+    rows: list[dict] = []
+    for b in plan.tiny_batches:
+        if budget.left() < 20:
+            rows.append({"batch": b, "skipped": "time budget"})
+            break
+        rgb, dep = sensor_context(pred.config, batch=b)
+        try:
+            with MemoryWatch(device) as mem, precision(device, v.dtype, v.graphs):
+                pred.predict(rgb, dep, seed=0)  # warm-up (and capture for this batch size)
+                ts = timed(lambda r=rgb, d=dep: pred.predict(r, d, seed=0), device, plan.reps, budget.left() / 12)
+        except Exception as e:  # noqa: BLE001 - typically torch.cuda.OutOfMemoryError: the end of the sweep
+            rows.append({"batch": b, "skipped": reason(e)})
+            break
+        s = stats(ts)
+        rows.append({"batch": b, **s, "predictions_per_s": b / s["median_s"], "memory": mem.result})
+        rate = [r["predictions_per_s"] for r in rows if "predictions_per_s" in r]
+        if len(rate) >= 3 and max(rate[-2:]) < max(rate[:-2]):
+            break  # two batch sizes in a row below the best: past the knee
+    return rows
+
+
 def section_tiny(plan: Plan, device: str, budget: Budget, state: dict) -> dict:
     cfg = plan.tiny
     model = random_model(cfg)
@@ -600,40 +635,19 @@ def section_tiny(plan: Plan, device: str, budget: Budget, state: dict) -> dict:
     out = {"config": cfg.name, "steps": cfg.sampler.steps, "variants": []}
     for v in variants:
         row: dict = {"variant": v.name, "by_batch": []}
+        fast = v.dtype != "fp32"
         try:
-            pred = Predictor(model, device, backend="torch", backend_options=v.options)
+            with cudnn_autotune() if fast else contextlib.nullcontext():
+                pred = Predictor(model, device, backend="torch", backend_options=v.options)
+                row["by_batch"] = batch_sweep(pred, v, plan, device, budget)
+            pred = None
         except Exception as e:  # noqa: BLE001
             row["skipped"] = reason(e)
-            out["variants"].append(row)
-            continue
-        for b in plan.tiny_batches:
-            if budget.left() < 20:
-                row["by_batch"].append({"batch": b, "skipped": "time budget"})
-                break
-            rgb, dep = sensor_context(cfg, batch=b)
-            try:
-                with MemoryWatch(device) as mem, precision(device, v.dtype, v.graphs):
-                    pred.predict(rgb, dep, seed=0)  # warm-up (and capture for this batch size)
-                    ts = timed(lambda p=pred, r=rgb, d=dep: p.predict(r, d, seed=0), device, plan.reps,
-                               budget.left() / 12)
-            except torch.cuda.OutOfMemoryError as e:
-                row["by_batch"].append({"batch": b, "skipped": reason(e)})
-                break
-            except Exception as e:  # noqa: BLE001
-                row["by_batch"].append({"batch": b, "skipped": reason(e)})
-                break
-            s = stats(ts)
-            row["by_batch"].append({"batch": b, **s, "predictions_per_s": b / s["median_s"], "memory": mem.result})
-            done = [r for r in row["by_batch"] if "predictions_per_s" in r]
-            if len(done) >= 3 and done[-1]["predictions_per_s"] < max(r["predictions_per_s"] for r in done[:-1]) \
-                    and done[-2]["predictions_per_s"] < max(r["predictions_per_s"] for r in done[:-2]):
-                break  # two batch sizes in a row below the best: past the knee
         done = [r for r in row["by_batch"] if "predictions_per_s" in r]
         if done:
             row["batch1_predictions_per_s"] = done[0]["predictions_per_s"]
             best = max(done, key=lambda r: r["predictions_per_s"])
             row["best_batch"], row["best_predictions_per_s"] = best["batch"], best["predictions_per_s"]
-        del pred
         out["variants"].append(row)
     return out
 

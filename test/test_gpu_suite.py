@@ -4,6 +4,7 @@ import json
 import os
 import subprocess
 import sys
+import weakref
 from pathlib import Path
 
 import pytest
@@ -89,3 +90,77 @@ def test_stca_section_reports_interleaved_ratios(report):
     assert row["resolution"] == 64 and row["rounds"] == 3
     assert 0 < row["core_flops_ratio"] < 1  # STCA's attention costs less than full attention's
     assert row["fusion_ratio_per_round"]["min"] <= row["fusion_ratio_per_round"]["median"] > 0
+
+
+@pytest.fixture
+def suite():
+    sys.path.insert(0, str(ROOT / "bench"))
+    try:
+        import gpu_suite
+        yield gpu_suite
+    finally:
+        sys.path.remove(str(ROOT / "bench"))
+
+
+@pytest.mark.parametrize("name,key,bf16", [
+    ("NVIDIA H100 80GB HBM3", "H100", 989.4),  # SXM5
+    ("NVIDIA H100 PCIe", "H100 PCIe", 756.0),
+    ("NVIDIA H100 NVL", "H100 NVL", 835.0),
+    ("NVIDIA H200", "H200", 989.4),
+])
+def test_dense_peak_is_matched_by_gpu_name(suite, monkeypatch, name, key, bf16):
+    monkeypatch.setattr(suite.torch.cuda, "get_device_name", lambda device=None: name)
+    peaks, why = suite.peak_tflops("cuda")
+    assert peaks["bf16"] == bf16 and f"{key} datasheet" in why
+
+
+def test_unknown_gpu_has_no_peak_unless_given(suite, monkeypatch):
+    monkeypatch.setattr(suite.torch.cuda, "get_device_name", lambda device=None: "NVIDIA A10")
+    peaks, why = suite.peak_tflops("cuda")
+    assert peaks is None and "A10" in why and "--peak-tflops" not in why
+    assert suite.peak_tflops("cuda", 125.0)[0]["fp16"] == 125.0
+
+
+class _FakeAllocator:
+    """CUDA memory counters driven by the test (this machine has no CUDA): the suite's CUDA-only arithmetic."""
+
+    def __init__(self, suite, monkeypatch):
+        self.allocated, self.peak = 100 * 2**20, 100 * 2**20
+        monkeypatch.setattr(suite, "is_cuda", lambda device: True)
+        monkeypatch.setattr(suite, "sync", lambda device: None)
+        cuda = suite.torch.cuda
+        monkeypatch.setattr(cuda, "reset_peak_memory_stats", lambda device=None: setattr(self, "peak", self.allocated))
+        monkeypatch.setattr(cuda, "memory_allocated", lambda device=None: self.allocated)
+        monkeypatch.setattr(cuda, "max_memory_allocated", lambda device=None: self.peak)
+        monkeypatch.setattr(cuda, "memory_reserved", lambda device=None: self.allocated)
+        monkeypatch.setattr(cuda, "empty_cache", lambda: None)
+
+
+def test_memory_watch_reports_peak_above_start(suite, monkeypatch):
+    fake = _FakeAllocator(suite, monkeypatch)
+    with suite.MemoryWatch("cuda") as mem:
+        fake.peak = fake.allocated + 30 * 2**20
+    assert mem.result == {"peak_allocated_mib": 130.0, "peak_above_start_mib": 30.0}
+
+
+def test_release_check_flags_memory_that_does_not_come_back(suite, monkeypatch):
+    from syncvp_core.testing import micro_config
+
+    fake = _FakeAllocator(suite, monkeypatch)
+    cfg = micro_config()
+    rgb, dep = suite.sensor_context(cfg)
+
+    def make(leak):
+        def build():
+            p = suite.Predictor.from_config(cfg, seed=0, device="cpu")
+            fake.allocated += 50 * 2**20  # the model's weights arrive on the device
+            if not leak:
+                weakref.finalize(p.model, lambda: setattr(fake, "allocated", fake.allocated - 50 * 2**20))
+            return p
+        return build
+
+    ok = suite.release_check(make(leak=False), "cpu", rgb, dep)
+    assert ok["released"] is True and ok["held_mib"] == 50.0 and ok["left_after_release_mib"] == 0.0
+    assert ok["model_unreachable_without_gc"] is True
+    leak = suite.release_check(make(leak=True), "cpu", rgb, dep)
+    assert leak["released"] is False and leak["left_after_release_mib"] == 50.0
