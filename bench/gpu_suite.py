@@ -787,8 +787,8 @@ def markdown(rep: dict) -> str:
     e = rep["env"]
     lines = [f"# GPU suite report ({'smoke, ' if e['smoke'] else ''}{e['date_utc']} UTC)", "",
              f"device **{e.get('gpu', e['device'])}**, torch {e['torch']} (CUDA {e['cuda']}), Python {e['python']}, "
-             f"onnx {e['onnx']}, onnxruntime {e['onnxruntime']}, tensorrt {e['tensorrt']}; peak: "
-             f"{e['peak_tflops'] or '-'} TFLOP/s ({e['peak_source']})", ""]
+             f"onnx {e['onnx']}, onnxruntime {e['onnxruntime']}, tensorrt {e['tensorrt']}; dense peak TFLOP/s: "
+             f"{', '.join(f'{k} {v:g}' for k, v in (e['peak_tflops'] or {}).items()) or '-'} ({e['peak_source']})", ""]
     for name, sec in rep["sections"].items():
         lines.append(f"## {name}")
         if "skipped" in sec or "failed" in sec:
@@ -837,7 +837,7 @@ def _section_md(name: str, sec: dict) -> list[str]:
         if sb and "skipped" not in sb:
             out.append(f"denoiser step of {sb['variant']}: {sb['step_s'] * 1e3:.2f} ms; its {sb['distinct_ops']} "
                        f"distinct matmul/conv/attention ops timed alone sum to {sb['bound_s'] * 1e3:.2f} ms "
-                       f"({sb['shape_bound_tflops_per_s']:.1f} TFLOP/s): **{sb['fraction_of_shape_bound']:.0%} of "
+                       f"({sb['shape_bound_tflops_per_s']:.3g} TFLOP/s): **{sb['fraction_of_shape_bound']:.0%} of "
                        "what the shapes allow**")
         elif sb:
             out.append(f"shape bound skipped: {sb['skipped']}")
