@@ -150,11 +150,18 @@ def _tolerance(kind: str, options: dict) -> float:
 
 def _measure(model: SyncVPModel, device: str, checkpoint: Path | None, options: dict):
     """Start, self-check and time every candidate; keep the fastest passing one. Returns (backend, ranking)."""
+    candidates = auto_candidates(device)
+    if len(candidates) == 1:  # torch alone: nothing to rank, nothing to check it against
+        backend = _create("torch", model, device, checkpoint, options)
+        backend.selection_reason = f"the only installed backend for {device} ({candidates[0][1]})"
+        backend.selection = {"torch": {"qualifies": candidates[0][1]}}
+        log.info("inference backend: %s on %s (auto: %s)", backend.name, device, backend.selection_reason)
+        return backend, ["torch"]
     inputs = random_step_inputs(model.cfg, device)
     results: dict[str, dict] = {}
     started: dict[str, object] = {}
     ref = None
-    for kind, why in auto_candidates(device):
+    for kind, why in candidates:
         try:
             backend = _create(kind, model, device, checkpoint, options)
             sec, eps_r, eps_d = time_step(backend, inputs, device, TIMED_STEPS, TIME_BUDGET_S)
