@@ -8,7 +8,8 @@
    eager (relative max error within :data:`SELF_CHECK_TOL`); a candidate that fails to start or to agree is
    logged and dropped;
 3. the passing candidates are ranked by the median time of that step (it runs ``steps`` times per prediction
-   and dominates it), and the fastest is used.
+   and dominates it), and the fastest is used. With torch the only candidate
+   nothing is measured.
 
 The ranking is cached per process (key: model config, device, options), so a second Predictor of the same
 model (a node reconfigured, a test suite) does not measure again; it starts the fastest one, falling through
