@@ -17,6 +17,10 @@ Dropout cycles: colour and depth alternately go silent for ``--off-s`` (longer t
 mode, published a prediction in it, and published a ``full`` prediction after the sensor came back.
 Prints the fraction that passed.
 
+Transport: ``--size 320x240 --depth-encoding 32FC1 --faults ""`` with and without ``--dds-profile`` shows
+what Fast DDS's defaults do to large images between processes (the ``in Hz`` column: received rates from
+the node's /diagnostics; ``modes``: mode switches so far).
+
 CPU-heavy on a shared machine: ``--predict-hz`` (default 2) caps the node's predictions per second.
 """
 from __future__ import annotations
@@ -65,15 +69,16 @@ def proc_stats(pid: int) -> dict[str, float]:
 class Driver:
     """Publishes the camera, records the node's ~/status."""
 
-    def __init__(self, domain: int, h: int, w: int):
+    def __init__(self, domain: int, h: int, w: int, depth_encoding: str = "16UC1"):
         import rclpy
+        from diagnostic_msgs.msg import DiagnosticArray
         from rclpy.context import Context
         from rclpy.executors import SingleThreadedExecutor
         from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
         from sensor_msgs.msg import CameraInfo, Image
         from std_msgs.msg import String
 
-        self.h, self.w = h, w
+        self.h, self.w, self.depth_encoding = h, w, depth_encoding
         self.ctx = Context()
         rclpy.init(context=self.ctx, domain_id=domain)
         self.node = rclpy.create_node("soak_driver", context=self.ctx)
@@ -87,6 +92,8 @@ class Driver:
         self.predictions: list[dict] = []  # status events "prediction", with the receive time
         self.modes: list[tuple[float, str]] = []
         self.node.create_subscription(String, f"{NS}/syncvp/status", self._on_status, latched)
+        self.diag: dict[str, str] = {}
+        self.node.create_subscription(DiagnosticArray, "/diagnostics", self._on_diag, 10)
         self.ex = SingleThreadedExecutor(context=self.ctx)
         self.ex.add_node(self.node)
         self.thread = threading.Thread(target=self._spin, daemon=True)
@@ -113,6 +120,12 @@ class Driver:
             elif s.get("event") == "mode":
                 self.modes.append((now, s["mode"]))
 
+    def _on_diag(self, msg) -> None:
+        for st in msg.status:
+            if st.name.startswith(f"{NS}/syncvp"):
+                with self.lock:
+                    self.diag = {kv.key: kv.value for kv in st.values}
+
     def frame(self, fault: str | None = None) -> None:
         """Publish frame ``t`` (stamped now), or ``fault`` in its place."""
         from syncvp_ros.testing import camera_info_msg, color_msg, depth_msg, synthetic_depth, synthetic_rgb
@@ -121,7 +134,7 @@ class Driver:
         stamp = time.time_ns()
         rgb, depth = synthetic_rgb(h, w, t), synthetic_depth(h, w, t)
         msgs = {"info": camera_info_msg(h, w, stamp), "color": color_msg(rgb, stamp),
-                "depth": depth_msg(depth, stamp)}
+                "depth": depth_msg(depth, stamp, encoding=self.depth_encoding)}
         if fault is not None:
             self.faults_sent += 1
             for which, msg in fault_messages(fault, rgb, depth, stamp):
@@ -197,7 +210,7 @@ def soak(args: argparse.Namespace, drv: Driver, pid: int) -> int:
     rows: list[dict] = []
     last_sample = t_start
     print(f"{'t (s)':>7} {'RSS MB':>8} {'threads':>7} {'fds':>5} {'pred/s':>7} {'infer p50 ms':>12} "
-          f"{'age p50 ms':>10} {'faults':>6}", flush=True)
+          f"{'age p50 ms':>10} {'faults':>6} {'in Hz c/d':>10} {'modes':>5}", flush=True)
     i = 0
     while time.monotonic() < end:
         fault = faults[(i // args.fault_every) % len(faults)] if faults and i % args.fault_every == 0 and i else None
@@ -209,12 +222,15 @@ def soak(args: argparse.Namespace, drv: Driver, pid: int) -> int:
             st = proc_stats(pid)
             lat = [p["latency_ms"] for p in preds]
             age = [p["age_ms"] for p in preds]
+            with drv.lock:
+                hz = f"{drv.diag.get('color rate (Hz)', '?')}/{drv.diag.get('depth rate (Hz)', '?')}"
+                switches = len(drv.modes)
             row = {"t": now - t_start, **st, "rate": len(preds) / (now - last_sample),
                    "lat": statistics.median(lat) if lat else float("nan"),
                    "age": statistics.median(age) if age else float("nan"), "faults": drv.faults_sent}
             rows.append(row)
             print(f"{row['t']:7.0f} {row['rss_mb']:8.1f} {row['threads']:7d} {row['fds']:5d} {row['rate']:7.2f} "
-                  f"{row['lat']:12.1f} {row['age']:10.1f} {row['faults']:6d}", flush=True)
+                  f"{row['lat']:12.1f} {row['age']:10.1f} {row['faults']:6d} {hz:>10} {switches:5d}", flush=True)
             last_sample, next_sample = now, next_sample + args.sample_s
         time.sleep(max(0.0, t_start + i * period - time.monotonic()))
     return summarise(rows, args.warmup_s)
@@ -282,6 +298,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--fault-every", type=int, default=20, help="one fault every N frames")
     ap.add_argument("--hz", type=float, default=10.0)
     ap.add_argument("--size", default="160x120", help="input WxH")
+    ap.add_argument("--depth-encoding", default="16UC1", choices=("16UC1", "32FC1"))
+    ap.add_argument("--dds-profile", action="store_true",
+                    help="both processes use the large-data Fast DDS profile (syncvp_ros.dds_profile)")
     ap.add_argument("--predict-hz", type=float, default=2.0, help="node predict_rate_hz (0 = unlimited)")
     ap.add_argument("--sample-s", type=float, default=30.0)
     ap.add_argument("--warmup-s", type=float, default=60.0, help="RSS growth is measured from here")
@@ -294,10 +313,16 @@ def main(argv: list[str] | None = None) -> int:
     from syncvp_ros.testing import ros_env
 
     domain = ros_env(int(os.environ["ROS_DOMAIN_ID"]) if os.environ.get("ROS_DOMAIN_ID") else None)
+    if args.dds_profile:  # before rclpy starts in this process; the node inherits the environment
+        from syncvp_ros.dds_profile import PROFILE
+
+        path = Path(args.log).with_suffix(".fastdds.xml")
+        path.write_text(PROFILE)
+        os.environ["FASTDDS_DEFAULT_PROFILES_FILE"] = str(path.resolve())
     w, h = (int(v) for v in args.size.split("x"))
     proc = start_node(domain, ["-p", f"predict_rate_hz:={args.predict_hz}", "-p", "dropout_timeout:=0.5"],
                       Path(args.log))
-    drv = Driver(domain, h, w)
+    drv = Driver(domain, h, w, args.depth_encoding)
     try:
         t0 = time.monotonic()
         while not drv.predictions and time.monotonic() - t0 < 120 and proc.poll() is None:

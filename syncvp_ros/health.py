@@ -186,11 +186,13 @@ class RateWatch:
     consecutively received frames that recurs at least ``support`` times: frames lost in transport widen
     the average spacing, but consecutive survivors still show the true period, while a single odd stamp
     does not count) and from the highest received rate seen so far. Warns (a line returned once per
-    change) when the received rate is below ``fraction`` of the larger estimate.
+    change) when the received rate is below ``fraction`` of the larger estimate, and says so again when it
+    is back above ``recover`` (a gap between the two, so that a rate near the limit does not flap).
     """
 
-    def __init__(self, fraction: float = 0.3, window: int = 50, support: int = 3):
+    def __init__(self, fraction: float = 0.3, window: int = 50, support: int = 3, recover: float = 0.5):
         self.fraction = fraction
+        self.recover = recover
         self.support = support
         self._gaps: deque[int] = deque(maxlen=window)
         self._prev: int | None = None
@@ -213,7 +215,8 @@ class RateWatch:
         """Call about once per rate window with the current received rate."""
         expected = self.sensor_hz()
         self.peak_hz = max(self.peak_hz, received_hz)
-        low = received_hz > 0 and expected > 0 and received_hz < self.fraction * expected
+        limit = self.recover if self.low else self.fraction
+        low = received_hz > 0 and expected > 0 and received_hz < limit * expected
         if low == self.low:
             return None
         self.low = low
@@ -252,13 +255,13 @@ class Monitor:
         self.latency.add(inference_s)
         self.age.add(age_s)
 
-    def rate_lines(self, mono_s: float, topics: dict[str, str]) -> list[str]:
-        """Lines to log about inputs received far below their rate (once per change)."""
+    def rate_lines(self, mono_s: float, topics: dict[str, str]) -> list[tuple[bool, str]]:
+        """``(is a warning, line)`` to log about inputs received far below their rate (once per change)."""
         out = []
         for m in MODALITIES:
             line = self.input_rates[m].check(self.rates[m].rate(mono_s), f"input {topics[m]}")
             if line:
-                out.append(line)
+                out.append((self.input_rates[m].low, line))
         return out
 
     def key_values(self, mono_s: float) -> dict[str, str]:

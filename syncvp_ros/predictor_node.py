@@ -651,8 +651,11 @@ class PredictorNode(LifecycleNode):
         return h, kv
 
     def _publish_diagnostics(self) -> None:
-        for line in self.monitor.rate_lines(time.monotonic(), {m: self._p[f"{m}_topic"] for m in MODALITIES}):
-            self.get_logger().warning(line)
+        for warn, line in self.monitor.rate_lines(time.monotonic(), {m: self._p[f"{m}_topic"] for m in MODALITIES}):
+            if warn:
+                self.get_logger().warning(line)
+            else:
+                self.get_logger().info(line)
         h, kv = self.diagnostics()
         name = f"{self.get_fully_qualified_name()}: predictor"
         hw = getattr(self.predictor, "model_name", "") or "syncvp"

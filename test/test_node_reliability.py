@@ -128,6 +128,7 @@ def test_rate_far_below_the_sensor_rate_is_warned_once():
     line = w.check(2.5, "input /c")
     assert line is not None and "2.5 Hz" in line and "10.0 Hz" in line and "shared-memory" in line
     assert w.check(2.4, "input /c") is None  # once per change
+    assert w.check(4.0, "input /c") is None  # not back yet: no flapping around the limit
     assert "again" in w.check(9.0, "input /c")
 
 
