@@ -67,7 +67,7 @@ setup(
     entry_points={
         "console_scripts": [
             "syncvp = syncvp_core.cli:main",
-            "predictor_node = syncvp_ros.predictor_node:cli",
+            "predictor_node = syncvp_ros.node_main:cli",
             "bag_player = syncvp_ros.bag_player:main",
         ],
         # The core CLI's `eval-bag --online` looks this up (syncvp_core never imports syncvp_ros).

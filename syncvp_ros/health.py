@@ -127,10 +127,11 @@ class StallWatch:
         self.verdict: Health | None = None  # None = not stalled
         self.stalls = 0  # times the level went from OK to WARN or worse
 
-    def progress(self, now_s: float, counters: Progress) -> str | None:
-        """A prediction was published, or none is expected (disabled, no subscribers, no input). Returns
-        a line to log when this ends a stall."""
-        line = f"predictions resumed after {now_s - self._since:.1f} s" if self.verdict is not None else None
+    def progress(self, now_s: float, counters: Progress, published: bool = True) -> str | None:
+        """A prediction was ``published``, or none is expected (disabled, no subscribers, no input). Returns
+        a line to log when a publication ends a stall."""
+        stalled = self.verdict is not None and published
+        line = f"predictions resumed after {now_s - self._since:.1f} s" if stalled else None
         self._since, self._at_progress, self.verdict = now_s, counters, None
         return line
 

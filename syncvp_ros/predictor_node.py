@@ -8,13 +8,14 @@ A thin adapter. The logic lives in ROS-free modules this file wires together:
 * :mod:`.modes`: dropout detection, usable frames and the guidance mode (full / rgb_only / depth_only / none);
 * :mod:`.worker`: the inference thread with a latest-only slot, latency and rate statistics;
 * :mod:`.health`: counters, stall and input-rate watches, the diagnostics summary, rate-limited logging;
-* :mod:`.params`: every parameter and its ROS descriptor, declared once.
+* :mod:`.params`: every parameter and its ROS descriptor, declared once;
+* :mod:`.node_main`: the process (start-up errors, signals, exit codes).
 
 Data path: one image callback for both modalities (:meth:`PredictorNode._on_image`) -> pairing ->
 context window -> worker -> :meth:`~PredictorNode._predict` -> :meth:`~PredictorNode._publish`, which
 publishes every horizon step through :meth:`~PredictorNode._publish_step`.
 
-Lifecycle (``autostart`` = true does configure + activate in :func:`main`):
+Lifecycle (``autostart`` = true does configure + activate in :func:`syncvp_ros.node_main.main`):
 
 * ``configure``: load the model and backend, warm up. A missing/corrupt checkpoint logs why and returns
   FAILURE; the node stays up (unconfigured) and can be configured again after fixing the parameter.
@@ -27,11 +28,7 @@ Run: ``python -m syncvp_ros.predictor_node --ros-args -p checkpoint:=... --param
 from __future__ import annotations
 
 import json
-import os
 import random
-import signal
-import sys
-import tempfile
 import threading
 import time
 from dataclasses import dataclass
@@ -41,9 +38,7 @@ import numpy as np
 import rclpy
 from diagnostic_msgs.msg import DiagnosticArray
 from rcl_interfaces.msg import SetParametersResult
-from rclpy._rclpy_pybind11 import RCLError
 from rclpy.event_handler import PublisherEventCallbacks, SubscriptionEventCallbacks
-from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
 from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import CameraInfo, Image
@@ -69,7 +64,7 @@ _SIZE_FIX = ("Depth must be registered to colour (e.g. RealSense align_depth); a
              "resizes depth to the colour size")
 
 
-class _Interrupted(BaseException):
+class WarmUpInterrupted(BaseException):
     """A signal arrived during configure (warm-up): leave the transition without completing it.
 
     A BaseException on purpose: rclpy's lifecycle wrapper turns an Exception into a failed transition and
@@ -229,7 +224,7 @@ class PredictorNode(LifecycleNode):
         t0 = time.perf_counter()
         for i in range(n):
             if not self.context.ok():  # SIGTERM/SIGINT shut the context down: stop after this run
-                raise _Interrupted(f"signal during warm-up run {i + 1}/{n}")
+                raise WarmUpInterrupted(f"signal during warm-up run {i + 1}/{n}")
             pred.predict(rgb, depth, horizon=self._horizon(pred), steps=self._p["steps"] or None, seed=0)
         self._warmup_s = (time.perf_counter() - t0) / n
         self.get_logger().info(f"warm-up done in {self._warmup_s * n:.2f} s")
@@ -507,7 +502,7 @@ class PredictorNode(LifecycleNode):
         latency = self.monitor.latency.p95 or self._warmup_s
         if not self._predictions_expected() or (not latency and self.worker.busy):
             # Nothing expected, or the first inference is running and its duration is not known yet.
-            self._log_resumed(self.monitor.stall.progress(mono, self._progress()))
+            self.monitor.stall.progress(mono, self._progress(), published=False)
             return
         interval = max(self.buffer.interval_ns * 1e-9, self.buffer.input_period_ns * 1e-9, latency,
                        self.worker.min_period_s)
@@ -520,10 +515,6 @@ class PredictorNode(LifecycleNode):
             self.get_logger().error(line)
         else:
             self.get_logger().warning(line)
-
-    def _log_resumed(self, line: str | None) -> None:
-        if line is not None:
-            self.get_logger().info(line)
 
     # ============================================================================ inference
     def has_subscribers(self) -> bool:
@@ -581,7 +572,9 @@ class PredictorNode(LifecycleNode):
                                   pred.spread, job.camera_info)
         mono = time.monotonic()
         self.monitor.published(mono, pred.finished - pred.started, self._now_s() - job.frames[-1].stamp_ns * 1e-9)
-        self._log_resumed(self.monitor.stall.progress(mono, self._progress()))
+        resumed = self.monitor.stall.progress(mono, self._progress())
+        if resumed is not None:
+            self.get_logger().info(resumed)
         t2 = time.perf_counter()
         # Where the time went: waiting for the worker, inference, encoding + publishing the outputs.
         self._publish_status(event="prediction", stamp_ns=job.frames[-1].stamp_ns, used_mode=job.mode,
@@ -663,91 +656,7 @@ class PredictorNode(LifecycleNode):
         self._publish_status()
 
 
-def _start_up_overrides(node: PredictorNode) -> list[str]:
-    # rclpy keeps the -p / --params-file values for this node here; there is no public accessor.
-    return list(getattr(node, "_parameter_overrides", {}))
-
-
-def _sigterm_like_sigint() -> None:
-    """SIGTERM raises KeyboardInterrupt in the main thread, as SIGINT does, so it interrupts a warm-up in
-    progress too. Installed before ``rclpy.init``: rclpy's own handler shuts the context down (waking the
-    executor) and then calls this one. A second signal during the clean-up is ignored."""
-    fired = []
-
-    def handler(signum: int, frame: Any) -> None:
-        if not fired:
-            fired.append(signum)
-            raise KeyboardInterrupt
-
-    signal.signal(signal.SIGTERM, handler)
-
-
-def _init_rclpy(args: list[str] | None) -> str | None:
-    """``rclpy.init``; on failure (an unreadable --params-file, malformed --ros-args) the reason, with rcl's
-    own lines on stderr held back so that the user reads one line."""
-    saved = os.dup(2)
-    with tempfile.TemporaryFile() as held:
-        os.dup2(held.fileno(), 2)
-        try:
-            rclpy.init(args=args)
-            error = None
-        except RCLError as e:
-            error = str(e).split(", at ")[0]  # drop rcl's source locations
-        finally:
-            os.dup2(saved, 2)
-            os.close(saved)
-        if error is None:
-            held.seek(0)
-            sys.stderr.write(held.read().decode(errors="replace"))
-    return error
-
-
-def main(args: list[str] | None = None) -> int:
-    from rclpy.exceptions import InvalidParameterTypeException, InvalidParameterValueException
-
-    _sigterm_like_sigint()
-    error = _init_rclpy(args)
-    if error is not None:
-        print(f"[{NODE_NAME}] cannot start: {error}", file=sys.stderr)
-        return 2
-    node = None
-    executor = SingleThreadedExecutor()
-    try:
-        try:
-            node = PredictorNode()
-        except (InvalidParameterValueException, InvalidParameterTypeException) as e:
-            # A bad value in --params-file / -p: a setup error, reported once with the parameter's name.
-            rclpy.logging.get_logger(NODE_NAME).error(f"invalid parameter at start-up: {e}")
-            return 2
-        node.warn_unknown_parameters(_start_up_overrides(node))
-        executor.add_node(node)
-        if node.get_parameter("autostart").value:
-            if not node.autostart() and node.context.ok():
-                node.get_logger().error("autostart did not reach the active state; the node stays up: "
-                                        "fix the parameters and trigger configure/activate")
-        else:
-            node.get_logger().info("autostart is false: waiting for lifecycle configure/activate")
-        executor.spin()
-    except (KeyboardInterrupt, ExternalShutdownException, _Interrupted):
-        pass
-    finally:
-        if node is not None:
-            print(f"[{NODE_NAME}] shutting down", flush=True)  # rosout is gone once the context is shut down
-            node.stop()
-            node.destroy_node()
-        executor.shutdown()
-        rclpy.try_shutdown()
-    return 0
-
-
-def cli() -> None:
-    """The executable: :func:`main`, then exit at once. Everything the node holds is released by then;
-    the interpreter's own teardown of torch would add about a second to every shutdown."""
-    rc = main()
-    sys.stdout.flush()
-    sys.stderr.flush()
-    os._exit(rc)
-
-
 if __name__ == "__main__":
+    from syncvp_ros.node_main import cli
+
     cli()
