@@ -32,6 +32,14 @@ class AutoencoderConfig:
     latent_channels: int = 4
     # Kernel of the temporal convolutions that mix neighbouring frames; 1 disables temporal mixing.
     temporal_kernel: int = 3
+    # direct: the paper's decoder draws every pixel at model resolution. anchored: the encoder and decoder
+    # also see the newest context frame and the decoder outputs flow + blend mask + residual, composed at
+    # the sensor resolution (docs/anchored.md). Old checkpoints have no key here and load as direct.
+    decoder: str = "direct"
+    # Multiplies the tanh-bounded latent so the diffusion model sees roughly unit variance (LDM's scale
+    # factor); measured after autoencoder training and stored in the checkpoint. DDIM clips x0 to
+    # [-latent_scale, latent_scale].
+    latent_scale: float = 1.0
 
 
 @dataclass
@@ -78,8 +86,13 @@ class SamplerConfig:
     steps: int = 20
     # 0 = deterministic DDIM. The official evaluation used 1.0 through a constructor default.
     eta: float = 0.0
-    # The latent is tanh-bounded, so the predicted x0 is clipped to [-1, 1].
+    # The latent is tanh-bounded, so the predicted x0 is clipped to [-latent_scale, latent_scale].
     clip_x0: bool = True
+    # noise: DDIM starts from pure noise at the last timestep (the paper). anchor (anchored decoder only):
+    # it starts from the latent of "nothing changes" noised to timestep start_t, so fewer steps cover a
+    # shorter path and an unsure forecast stays near the observation.
+    start: str = "noise"
+    start_t: int = 999
 
 
 @dataclass
@@ -88,7 +101,8 @@ class DepthConfig:
 
     min_m: float = 0.2
     max_m: float = 20.0
-    # inverse: normalised inverse depth (more resolution near the robot); linear: normalised metres.
+    # inverse: normalised inverse depth (more resolution near the robot); linear: normalised metres;
+    # log: normalised log depth (constant relative resolution; see syncvp_core/depth.py).
     representation: str = "inverse"
 
 
@@ -145,8 +159,18 @@ def validate(cfg: ModelConfig) -> None:
     p = cfg.diffusion.guidance_probs
     if len(p) != 3 or min(p) < 0 or abs(sum(p) - 1.0) > 1e-6:
         raise ConfigError(f"diffusion.guidance_probs must be 3 non-negative numbers summing to 1, got {p}")
-    if cfg.depth.representation not in ("inverse", "linear"):
-        raise ConfigError("depth.representation must be inverse|linear")
+    if cfg.depth.representation not in ("inverse", "linear", "log"):
+        raise ConfigError("depth.representation must be inverse|linear|log")
+    if cfg.autoencoder.decoder not in ("direct", "anchored"):
+        raise ConfigError(f"autoencoder.decoder must be direct|anchored, got {cfg.autoencoder.decoder!r}")
+    if not cfg.autoencoder.latent_scale > 0:
+        raise ConfigError("autoencoder.latent_scale must be > 0")
+    if cfg.sampler.start not in ("noise", "anchor"):
+        raise ConfigError(f"sampler.start must be noise|anchor, got {cfg.sampler.start!r}")
+    if cfg.sampler.start == "anchor" and cfg.autoencoder.decoder != "anchored":
+        raise ConfigError("sampler.start=anchor needs autoencoder.decoder=anchored")
+    if not 0 <= cfg.sampler.start_t < cfg.diffusion.num_timesteps:
+        raise ConfigError("sampler.start_t must be in [0, num_timesteps)")
     if not 0 < cfg.depth.min_m < cfg.depth.max_m:
         raise ConfigError("depth range must satisfy 0 < min_m < max_m")
     if cfg.sampler.steps < 1 or cfg.sampler.steps > cfg.diffusion.num_timesteps:

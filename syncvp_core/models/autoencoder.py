@@ -7,7 +7,9 @@ same autoencoder encodes the 2-frame context and the 8-frame future (the officia
 2-frame AE per modality, docs/design-notes.md §1.2).
 
 Decoding broadcasts the three planes back to a (B, C, T, h, w) volume (xy over T, xt over rows, yt over
-columns), as PVDM does, and runs the mirrored conv trunk.
+columns), as PVDM does, and runs the mirrored conv trunk. :class:`TriplaneAutoencoder` is the paper-style
+("direct") model whose decoder draws the frames; :mod:`.anchored` builds the anchored variant on the same
+trunk.
 """
 from __future__ import annotations
 
@@ -67,12 +69,20 @@ class AxisPool(nn.Module):
         return (x * w).sum(dim=self.axis)
 
 
-class TriplaneAutoencoder(nn.Module):
+class TriplaneTrunk(nn.Module):
+    """The conv encoder/decoder pair around the triplane bottleneck, shared by both autoencoders.
+
+    ``encode_features`` maps per-frame inputs (B, C_in, T, H, W) to tanh-bounded planes (times
+    ``latent_scale``); ``decode_features`` maps planes back to (B, chans[0], T, H, W) features at frame
+    resolution, optionally adding per-level features of the anchor frame (broadcast over time) before each
+    decoder level.
+    """
+
     def __init__(self, cfg: AutoencoderConfig, in_channels: int):
         super().__init__()
         self.cfg = cfg
-        self.in_channels = in_channels
         chans = [cfg.channels * m for m in cfg.channel_mult]
+        self.chans = chans
         n = len(chans)
         self.enc_in = nn.Conv2d(in_channels, chans[0], 3, padding=1)
         self.enc_levels = nn.ModuleList(
@@ -94,35 +104,59 @@ class TriplaneAutoencoder(nn.Module):
             for i in reversed(range(n))
         )
         self.dec_norm = group_norm(chans[0])
-        self.dec_out = nn.Conv2d(chans[0], in_channels, 3, padding=1)
+
+    # Names of the encoder's sub-modules (training can freeze them to keep a latent space fixed).
+    ENCODER_PARTS = ("enc_in", "enc_levels", "enc_norm", "pool_xy", "pool_xt", "pool_yt", "to_latent")
 
     @property
     def factor(self) -> int:
         return 2 ** (len(self.cfg.channel_mult) - 1)
 
-    def encode(self, x: Tensor) -> Triplane:
-        """(B, C_in, T, H, W) in [-1, 1] -> Triplane with planes in (-1, 1)."""
+    def encode_features(self, x: Tensor) -> Triplane:
         h = _per_frame(self.enc_in, x)
         for level in self.enc_levels:
             h = level(h)
         h = F.silu(_per_frame(self.enc_norm, h))
         xy, xt, yt = self.pool_xy(h), self.pool_xt(h), self.pool_yt(h)
+        s = self.cfg.latent_scale
         return Triplane(
-            torch.tanh(self.to_latent["xy"](xy)),
-            torch.tanh(self.to_latent["xt"](xt)),
-            torch.tanh(self.to_latent["yt"](yt)),
+            torch.tanh(self.to_latent["xy"](xy)) * s,
+            torch.tanh(self.to_latent["xt"](xt)) * s,
+            torch.tanh(self.to_latent["yt"](yt)) * s,
         )
 
-    def decode(self, z: Triplane) -> Tensor:
-        """Triplane -> (B, C_in, T, H, W) in (-1, 1)."""
+    def decode_features(self, z: Triplane, skips: list[Tensor] | None = None) -> Tensor:
+        """``skips[i]``: (B, chans[i], H / 2**i, W / 2**i) anchor features, added before the decoder level
+        that runs at that resolution."""
+        z = z * (1.0 / self.cfg.latent_scale)
         xy = self.from_latent["xy"](z.xy)  # (B, C, h, w)
         xt = self.from_latent["xt"](z.xt)  # (B, C, T, w)
         yt = self.from_latent["yt"](z.yt)  # (B, C, T, h)
         h = xy[:, :, None, :, :] + xt[:, :, :, None, :] + yt[:, :, :, :, None]
-        for level in self.dec_levels:
+        n = len(self.dec_levels)
+        for j, level in enumerate(self.dec_levels):
+            if skips is not None:
+                h = h + skips[n - 1 - j][:, :, None]
             h = level(h)
-        h = F.silu(_per_frame(self.dec_norm, h))
-        return torch.tanh(_per_frame(self.dec_out, h))
+        return F.silu(_per_frame(self.dec_norm, h))
+
+
+class TriplaneAutoencoder(TriplaneTrunk):
+    """The paper-style ("direct") autoencoder: the decoder draws every pixel of every frame."""
+
+    def __init__(self, cfg: AutoencoderConfig, in_channels: int):
+        super().__init__(cfg, in_channels)
+        self.in_channels = in_channels
+        self.dec_out = nn.Conv2d(self.chans[0], in_channels, 3, padding=1)
+
+    def encode(self, x: Tensor, anchor: Tensor | None = None) -> Triplane:
+        """(B, C_in, T, H, W) in [-1, 1] -> Triplane. ``anchor`` is accepted for a uniform interface with
+        the anchored autoencoder and ignored."""
+        return self.encode_features(x)
+
+    def decode(self, z: Triplane, anchor: Tensor | None = None) -> Tensor:
+        """Triplane -> (B, C_in, T, H, W) in (-1, 1)."""
+        return torch.tanh(_per_frame(self.dec_out, self.decode_features(z)))
 
     def forward(self, x: Tensor) -> Tensor:
         return self.decode(self.encode(x))

@@ -11,6 +11,7 @@ from torch import Tensor, nn
 
 from ..config import ModelConfig
 from ..triplane import Triplane
+from .anchored import AnchoredAutoencoder
 from .autoencoder import TriplaneAutoencoder
 from .stca import STCA, FullCrossAttention, NoFusion
 from .unet import BranchUNet
@@ -80,9 +81,19 @@ class SyncVPModel(nn.Module):
     def __init__(self, cfg: ModelConfig):
         super().__init__()
         self.cfg = cfg
-        self.ae_rgb = TriplaneAutoencoder(cfg.autoencoder, 3)
-        self.ae_depth = TriplaneAutoencoder(cfg.autoencoder, 1)
+        self.ae_rgb = make_autoencoder(cfg, "rgb")
+        self.ae_depth = make_autoencoder(cfg, "depth")
         self.denoiser = SyncVPDenoiser(cfg)
+
+    def autoencoder(self, modality: str) -> TriplaneAutoencoder | AnchoredAutoencoder:
+        return self.ae_rgb if modality == "rgb" else self.ae_depth
+
+
+def make_autoencoder(cfg: ModelConfig, modality: str) -> TriplaneAutoencoder | AnchoredAutoencoder:
+    """The autoencoder of one modality, of the kind ``cfg.autoencoder.decoder`` names."""
+    if cfg.autoencoder.decoder == "anchored":
+        return AnchoredAutoencoder(cfg.autoencoder, modality)
+    return TriplaneAutoencoder(cfg.autoencoder, 3 if modality == "rgb" else 1)
 
 
 def count_parameters(module: nn.Module) -> int:

@@ -54,6 +54,9 @@ class AEConfig(OptimConfig):
     # Perceptual (LPIPS) term on one random frame per clip. Off by default: it needs the LPIPS weights,
     # which are never downloaded by training.
     perceptual_weight: float = 0.0
+    # Anchored depth decoder: weight of the validity-logit BCE on warp holes (kept small: it only decides
+    # which hole pixels are published, and should not steer the shared trunk).
+    hole_weight: float = 0.1
     # Fraction of micro-steps trained on context-length clips (the same AE encodes 2- and 8-frame clips).
     context_clip_fraction: float = 0.25
     # Start from these autoencoder weights ("{modality}" is replaced by rgb/depth); "" = random init.

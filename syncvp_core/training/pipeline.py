@@ -108,7 +108,7 @@ class Session:
     # -- stages ------------------------------------------------------------------------------------------
 
     def run_ae(self, modality: str) -> Path:
-        clips = self.clips(self.cfg.chunk_frames)
+        clips = self.clips(S.ae_clip_length(self.cfg))
         torch.manual_seed(self.tcfg.seed)
         task = S.ae_task(self.cfg, self.tcfg.ae, modality, clips, self.tcfg.data.hflip, self.device)
         return self._train(task, self.tcfg.ae)

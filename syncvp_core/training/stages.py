@@ -22,14 +22,22 @@ from ..checkpoint import CheckpointError, load_checkpoint, load_into, save_check
 from ..config import ModelConfig
 from ..diffusion.losses import joint_loss, single_loss
 from ..diffusion.schedule import NoiseSchedule
-from ..models.autoencoder import TriplaneAutoencoder
-from ..models.syncvp import SyncVPDenoiser, SyncVPModel
+from ..models.syncvp import SyncVPDenoiser, SyncVPModel, make_autoencoder
 from ..models.unet import BranchUNet
 from ..triplane import Triplane
+from .ae_objective import (
+    anchored_inputs,
+    anchored_outputs,
+    hole_validity_loss,
+    multiscale_recon_loss,
+    perceptual_term,
+    recon_loss,
+)
 from .config import AEConfig, JointConfig, SingleConfig
 from .data import ClipIndex, to_model_tensors
 from .dist import DistInfo
 from .loop import Task, shard
+from .perceptual import PerceptualLoss
 
 MOD_INDEX = {"rgb": 0, "depth": 1}
 PLANES = ("xy", "xt", "yt")
@@ -39,19 +47,17 @@ PLANES = ("xy", "xt", "yt")
 # Stage "ae"
 
 
-def recon_loss(pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor | None, kind: str) -> torch.Tensor:
-    """Per-clip reconstruction error averaged over clips; ``mask`` (same shape, bool) = pixels that count."""
-    err = (pred - target).abs() if kind == "l1" else (pred - target) ** 2
-    dims = tuple(range(1, err.ndim))
-    if mask is None:
-        return err.mean(dim=dims).mean()
-    m = mask.to(err.dtype)
-    return ((err * m).sum(dim=dims) / m.sum(dim=dims).clamp_min(1.0)).mean()
+def ae_clip_length(cfg: ModelConfig) -> int:
+    """Frames per autoencoder training clip: the anchored decoder also needs the context before a future."""
+    if cfg.autoencoder.decoder == "anchored":
+        return cfg.context_frames + cfg.chunk_frames
+    return cfg.chunk_frames
 
 
 def ae_task(cfg: ModelConfig, acfg: AEConfig, modality: str, clips: ClipIndex, hflip: bool,
             device: str) -> Task:
-    module = TriplaneAutoencoder(cfg.autoencoder, 3 if modality == "rgb" else 1)
+    module = make_autoencoder(cfg, modality)
+    anchored = cfg.autoencoder.decoder == "anchored"
     how = "scratch"
     if acfg.init:
         path = acfg.init.replace("{modality}", modality)
@@ -59,50 +65,79 @@ def ae_task(cfg: ModelConfig, acfg: AEConfig, modality: str, clips: ClipIndex, h
         load_into(module, tensors, path, prefix=f"ae_{modality}.")
         how = f"checkpoint:{path}"
     if acfg.freeze_encoder:
-        for name in ("enc_in", "enc_levels", "enc_norm", "pool_xy", "pool_xt", "pool_yt", "to_latent"):
+        for name in module.ENCODER_PARTS:
             getattr(module, name).requires_grad_(False)
     lpips = None
     if acfg.perceptual_weight > 0 and modality == "rgb":
-        from ..evaluation.lpips import LPIPS
+        lpips = PerceptualLoss.pretrained(device)
+    c, k = cfg.context_frames, cfg.chunk_frames
 
-        lpips = LPIPS.pretrained(device)
-
-    def loss(model, idx: np.ndarray, gen: torch.Generator, info: DistInfo):
+    def batch(idx: np.ndarray, gen: torch.Generator, info: DistInfo):
+        """This rank's clips as network tensors: (x, validity mask, frames to score, anchor index)."""
         bg = len(idx) * info.world
         short = bool(torch.rand((), generator=gen) < acfg.context_clip_fraction)
-        length = cfg.context_frames if short else cfg.chunk_frames
-        offsets = shard(torch.randint(0, cfg.chunk_frames - length + 1, (bg,), generator=gen), info)
-        flips = shard(torch.rand(bg, generator=gen) < 0.5, info) if hflip else torch.zeros(len(idx), dtype=bool)
+
+        def draw_flips():
+            return shard(torch.rand(bg, generator=gen) < 0.5, info) if hflip else torch.zeros(len(idx), dtype=bool)
+
+        if anchored:
+            # A context clip is scored against its own last frame; a future against the frame before it.
+            score = slice(0, c) if short else slice(c, c + k)
+            flips = draw_flips()
+            rgb, dep = zip(*(clips.frames(int(i)) for i in idx))
+            frame_idx = shard(torch.randint(0, score.stop - score.start, (bg,), generator=gen), info)
+            x_r, x_d, mask = to_model_tensors(np.stack(rgb), np.stack(dep), cfg, flips.numpy())
+            return x_r, x_d, mask, score, c - 1, frame_idx
+        length = c if short else k
+        offsets = shard(torch.randint(0, k - length + 1, (bg,), generator=gen), info)
+        flips = draw_flips()
         frame_idx = shard(torch.randint(0, length, (bg,), generator=gen), info)
         rgb, dep = zip(*(clips.frames(int(i), length, int(o)) for i, o in zip(idx, offsets)))
         x_r, x_d, mask = to_model_tensors(np.stack(rgb), np.stack(dep), cfg, flips.numpy())
+        return x_r, x_d, mask, slice(0, length), None, frame_idx
+
+    def loss(model, idx: np.ndarray, gen: torch.Generator, info: DistInfo):
+        x_r, x_d, mask, score, anchor_index, frame_idx = batch(idx, gen, info)
         x = (x_r if modality == "rgb" else x_d).to(device)
-        m = None if modality == "rgb" else mask.to(device)
-        y = model(x)
-        rec = recon_loss(y, x, m, acfg.recon_loss)
-        total = acfg.recon_weight * rec
-        parts = {"recon": float(rec.detach())}
+        mask = mask.to(device)
+        target, tmask = x[:, :, score], (None if modality == "rgb" else mask[:, :, score])
+        parts = {}
+        if anchor_index is None:
+            y = model(target)
+            total = acfg.recon_weight * (rec := recon_loss(y, target, tmask, acfg.recon_loss))
+        else:
+            net, anchor = anchored_inputs(x, mask, anchor_index, modality)
+            fields = model(net[:, :, score], anchor)
+            y, warp_valid = anchored_outputs(fields, anchor, modality)
+            total = acfg.recon_weight * (rec := multiscale_recon_loss(y, target, tmask, acfg.recon_loss))
+            if warp_valid is not None:
+                holes = hole_validity_loss(fields, warp_valid, tmask)
+                total = total + acfg.hole_weight * holes
+                parts["holes"] = float(holes.detach())
+        parts["recon"] = float(rec.detach())
         if lpips is not None:
-            b = torch.arange(x.shape[0])
-            f_x = x[b, :, frame_idx.to(device)]  # (B, 3, H, W): one random frame per clip
-            f_y = y[b, :, frame_idx.to(device)]
-            p = lpips(f_y, f_x).mean()
+            p = perceptual_term(lpips, y, target, frame_idx)
             total = total + acfg.perceptual_weight * p
             parts["perceptual"] = float(p.detach())
         return total, parts
 
     def sample(model, writer, step):
-        rgb, dep = clips.frames(0)
-        x_r, x_d, _ = to_model_tensors(rgb[None], dep[None], cfg)
+        gen = torch.Generator().manual_seed(0)
+        x_r, x_d, mask, score, anchor_index, _ = batch(np.array([0]), gen, DistInfo())
         x = (x_r if modality == "rgb" else x_d).to(device)
-        y = model(x)
-        both = torch.cat([x[0], y[0]], dim=-2)  # (C, T, 2H, W): input above reconstruction
-        frames = both.permute(1, 0, 2, 3)  # (T, C, 2H, W)
-        grid = torch.cat(list(frames), dim=-1)
+        target = x[:, :, score]
+        if anchor_index is None:
+            y = model(target)
+        else:
+            net, anchor = anchored_inputs(x, mask.to(device), anchor_index, modality)
+            y, _ = anchored_outputs(model(net[:, :, score], anchor), anchor, modality)
+        both = torch.cat([target[0], y[0]], dim=-2)  # (C, T, 2H, W): input above reconstruction
+        grid = torch.cat(list(both.permute(1, 0, 2, 3)), dim=-1)
         writer.add_image(f"ae_{modality}/input_vs_recon", ((grid.clamp(-1, 1) + 1) / 2).repeat(
             3 // grid.shape[0], 1, 1), step)
 
-    meta = {"modality": modality, "init": how, "freeze_encoder": acfg.freeze_encoder}
+    meta = {"modality": modality, "init": how, "freeze_encoder": acfg.freeze_encoder,
+            "decoder": cfg.autoencoder.decoder, "perceptual_weight": acfg.perceptual_weight}
     return Task(f"ae_{modality}", module, len(clips), loss, f"ae_{modality}.", meta, sample)
 
 
@@ -125,12 +160,12 @@ def cache_latents(cfg: ModelConfig, ae_rgb_path: Path, ae_depth_path: Path, clip
     for s in tqdm(range(0, len(jobs), batch), desc="cache-latents", disable=not progress):
         part = jobs[s : s + batch]
         rgb, dep = zip(*(clips.frames(i) for i, _ in part))
-        x_r, x_d, _ = to_model_tensors(np.stack(rgb), np.stack(dep), cfg, np.array([f for _, f in part]))
+        x_r, x_d, valid = to_model_tensors(np.stack(rgb), np.stack(dep), cfg, np.array([f for _, f in part]))
         with torch.no_grad():
-            for mod, x, ae in (("rgb", x_r, model.ae_rgb), ("depth", x_d, model.ae_depth)):
-                x = x.to(device)
+            for mod, x in (("rgb", x_r), ("depth", x_d)):
+                x, anchor = encoder_inputs(cfg, mod, x.to(device), valid.to(device))
                 for role, sl in (("ctx", slice(0, c)), ("tgt", slice(c, None))):
-                    z = ae.encode(x[:, :, sl])
+                    z = model.autoencoder(mod).encode(x[:, :, sl], anchor)
                     for name, p in zip(PLANES, z.planes()):
                         acc.setdefault(f"{mod}.{role}.{name}", []).append(p.cpu())
     tensors = {k: torch.cat(v) for k, v in acc.items()}
@@ -138,6 +173,14 @@ def cache_latents(cfg: ModelConfig, ae_rgb_path: Path, ae_depth_path: Path, clip
             "n": len(jobs), "ae_rgb": str(ae_rgb_path), "ae_depth": str(ae_depth_path)}
     save_checkpoint(out, tensors, info)
     return out
+
+
+def encoder_inputs(cfg: ModelConfig, modality: str, x: torch.Tensor, valid: torch.Tensor):
+    """(clip, anchor) as the autoencoder of ``cfg`` takes them, for a context + future clip: the anchor is
+    the newest context frame (None for the direct decoder)."""
+    if cfg.autoencoder.decoder != "anchored":
+        return x, None
+    return anchored_inputs(x, valid, cfg.context_frames - 1, modality)
 
 
 class Latents:
@@ -217,7 +260,8 @@ def joint_task(cfg: ModelConfig, jcfg: JointConfig, lat: Latents, run_dir: Path,
         return total, {"loss_rgb": float(parts["loss_rgb"]), "loss_depth": float(parts["loss_depth"])}
 
     sample = None
-    if ae_paths is not None:
+    # The anchored decoder needs the anchor frames, which the latent cache does not keep.
+    if ae_paths is not None and cfg.autoencoder.decoder == "direct":
         sample = _joint_sampler(cfg, lat, ae_paths, device)
     return Task("joint", module, lat.n, loss, "denoiser.", {"init": how}, sample)
 
