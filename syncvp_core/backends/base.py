@@ -19,11 +19,13 @@ class Backend(Protocol):
     name: str
     device: str
 
-    def encode(self, modality: str, x: Tensor) -> Triplane:
-        """modality "rgb" (B,3,T,H,W) or "depth" (B,1,T,H,W), values in [-1, 1] -> latent."""
+    def encode(self, modality: str, x: Tensor, anchor: Tensor | None = None) -> Triplane:
+        """modality "rgb" (B,3,T,H,W) or "depth" (B,1,T,H,W), values in [-1, 1] -> latent. The anchored
+        autoencoder also takes ``anchor`` (B,C,H,W), the newest context frame (depth: C = 2 with validity)."""
 
-    def decode(self, modality: str, z: Triplane) -> Tensor:
-        """latent -> (B, C, T, H, W) in [-1, 1]."""
+    def decode(self, modality: str, z: Triplane, anchor: Tensor | None = None) -> Tensor:
+        """latent -> (B, C, T, H, W) in [-1, 1]; anchored: -> fields (B, K, T, H, W) for
+        :mod:`syncvp_core.warp`."""
 
     def denoise(self, x_r: Triplane, x_d: Triplane, t: Tensor, ctx_r: Triplane, ctx_d: Triplane,
                 present: Tensor) -> tuple[Triplane, Triplane]:

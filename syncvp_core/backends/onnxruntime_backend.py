@@ -18,7 +18,9 @@ from ..export.graphs import (
     GRAPH_NAMES,
     eps_from_outputs,
     latent_from_outputs,
-    latent_inputs,
+    decoder_inputs,
+    decoder_output,
+    encoder_inputs,
     step_inputs,
 )
 from ..export.manifest import Manifest
@@ -74,12 +76,12 @@ class OnnxRuntimeBackend:
     # -- the Backend interface ---------------------------------------------------------------------------
 
     @torch.inference_mode()
-    def encode(self, modality: str, x: Tensor) -> Triplane:
-        return latent_from_outputs(self._run(f"encoder_{modality}", {"frames": x.float()}))
+    def encode(self, modality: str, x: Tensor, anchor: Tensor | None = None) -> Triplane:
+        return latent_from_outputs(self._run(f"encoder_{modality}", encoder_inputs(x, anchor)))
 
     @torch.inference_mode()
-    def decode(self, modality: str, z: Triplane) -> Tensor:
-        return self._run(f"decoder_{modality}", latent_inputs(z))["frames"]
+    def decode(self, modality: str, z: Triplane, anchor: Tensor | None = None) -> Tensor:
+        return decoder_output(self._run(f"decoder_{modality}", decoder_inputs(z, anchor)))
 
     @torch.inference_mode()
     def denoise(self, x_r, x_d, t, ctx_r, ctx_d, present):

@@ -25,7 +25,9 @@ from ..export.graphs import (
     GRAPH_NAMES,
     eps_from_outputs,
     latent_from_outputs,
-    latent_inputs,
+    decoder_inputs,
+    decoder_output,
+    encoder_inputs,
     step_inputs,
 )
 from ..export.manifest import Manifest
@@ -88,12 +90,12 @@ class TensorRTBackend:
     # -- the Backend interface ---------------------------------------------------------------------------
 
     @torch.inference_mode()
-    def encode(self, modality: str, x: Tensor) -> Triplane:
-        return latent_from_outputs(self._run(f"encoder_{modality}", {"frames": x}))
+    def encode(self, modality: str, x: Tensor, anchor: Tensor | None = None) -> Triplane:
+        return latent_from_outputs(self._run(f"encoder_{modality}", encoder_inputs(x, anchor)))
 
     @torch.inference_mode()
-    def decode(self, modality: str, z: Triplane) -> Tensor:
-        return self._run(f"decoder_{modality}", latent_inputs(z))["frames"].float()
+    def decode(self, modality: str, z: Triplane, anchor: Tensor | None = None) -> Tensor:
+        return decoder_output(self._run(f"decoder_{modality}", decoder_inputs(z, anchor))).float()
 
     @torch.inference_mode()
     def denoise(self, x_r, x_d, t, ctx_r, ctx_d, present):

@@ -16,14 +16,13 @@ class TorchBackend:
         self.device = device
 
     @torch.inference_mode()
-    def encode(self, modality: str, x: Tensor) -> Triplane:
-        ae = self.model.ae_rgb if modality == "rgb" else self.model.ae_depth
-        return ae.encode(x.to(self.device))
+    def encode(self, modality: str, x: Tensor, anchor: Tensor | None = None) -> Triplane:
+        anchor = anchor.to(self.device) if anchor is not None else None
+        return self.model.autoencoder(modality).encode(x.to(self.device), anchor)
 
     @torch.inference_mode()
-    def decode(self, modality: str, z: Triplane) -> Tensor:
-        ae = self.model.ae_rgb if modality == "rgb" else self.model.ae_depth
-        return ae.decode(z)
+    def decode(self, modality: str, z: Triplane, anchor: Tensor | None = None) -> Tensor:
+        return self.model.autoencoder(modality).decode(z, anchor)
 
     @torch.inference_mode()
     def denoise(self, x_r, x_d, t, ctx_r, ctx_d, present):

@@ -15,7 +15,15 @@ import torch
 import torch._dynamo
 from torch import Tensor
 
-from ..export.graphs import DENOISER, eps_from_outputs, graph_module, graph_specs, step_inputs
+from ..export.graphs import (
+    DENOISER,
+    decoder_inputs,
+    encoder_inputs,
+    eps_from_outputs,
+    graph_module,
+    graph_specs,
+    step_inputs,
+)
 from ..models.syncvp import SyncVPModel
 from ..triplane import Triplane
 from .errors import BackendError
@@ -47,12 +55,13 @@ class CompiledTorchBackend(TorchBackend):
         self._captured: dict[tuple, tuple[torch.cuda.CUDAGraph, list[Tensor], tuple[Tensor, ...]]] = {}
 
     @torch.inference_mode()
-    def encode(self, modality: str, x: Tensor) -> Triplane:
-        return Triplane(*self._graphs[f"encoder_{modality}"](x.to(self.device)))
+    def encode(self, modality: str, x: Tensor, anchor: Tensor | None = None) -> Triplane:
+        args = [a.to(self.device) for a in encoder_inputs(x, anchor).values()]
+        return Triplane(*self._graphs[f"encoder_{modality}"](*args))
 
     @torch.inference_mode()
-    def decode(self, modality: str, z: Triplane) -> Tensor:
-        return self._graphs[f"decoder_{modality}"](*z.planes())
+    def decode(self, modality: str, z: Triplane, anchor: Tensor | None = None) -> Tensor:
+        return self._graphs[f"decoder_{modality}"](*decoder_inputs(z, anchor).values())
 
     @torch.inference_mode()
     def denoise(self, x_r, x_d, t, ctx_r, ctx_d, present):

@@ -6,6 +6,10 @@ thin wrapper that takes and returns plain tensors in a fixed order:
 * ``encoder_rgb`` / ``encoder_depth``: ``frames`` (B, C, T_ctx, H, W) -> ``z_xy``, ``z_xt``, ``z_yt``
   (T_ctx = context_frames: the only clip length the host code ever encodes);
 * ``decoder_rgb`` / ``decoder_depth``: ``z_xy``, ``z_xt``, ``z_yt`` (T = chunk_frames) -> ``frames``;
+* with the anchored decoder (``autoencoder.decoder: anchored``) both also take ``anchor`` (B, C, H, W), the
+  newest context frame at model resolution (depth: C = 2, value and validity), and the decoder returns
+  ``fields`` (B, K, T, H, W) instead of frames; composing them at the sensor resolution stays in host code
+  (:mod:`syncvp_core.warp`), so the graphs keep static model-resolution shapes;
 * ``denoiser_step``: ``x_rgb_{xy,xt,yt}``, ``x_depth_{...}``, ``t`` (B,) int64, ``ctx_rgb_{...}``,
   ``ctx_depth_{...}``, ``present`` (B, 2) float -> ``eps_rgb_{...}``, ``eps_depth_{...}``: ONE joint step.
 
@@ -20,9 +24,9 @@ import torch
 from torch import Tensor, nn
 
 from ..config import PLANES, ModelConfig
-from ..models.autoencoder import TriplaneAutoencoder
 from ..models.syncvp import SyncVPDenoiser, SyncVPModel
 from ..triplane import Triplane
+from ..warp import field_channels
 
 MODALITIES = ("rgb", "depth")
 IN_CHANNELS = {"rgb": 3, "depth": 1}
@@ -67,19 +71,30 @@ def latent_plane_shapes(cfg: ModelConfig, batch: int, frames: int) -> list[tuple
     return [(batch, c, lh, lw), (batch, c, frames, lw), (batch, c, frames, lh)]
 
 
+def anchored(cfg: ModelConfig) -> bool:
+    return cfg.autoencoder.decoder == "anchored"
+
+
+def encoder_channels(cfg: ModelConfig, modality: str) -> int:
+    """Channels of one input frame: the anchored depth encoder also takes the validity mask."""
+    return 2 if anchored(cfg) and modality == "depth" else IN_CHANNELS[modality]
+
+
 def graph_specs(cfg: ModelConfig, batch: int = 1) -> dict[str, GraphSpec]:
     h, w = cfg.resolution
     tc, tk = cfg.context_frames, cfg.chunk_frames
     f32 = "float32"
     specs: dict[str, GraphSpec] = {}
     for m in MODALITIES:
-        ch = IN_CHANNELS[m]
+        ch = encoder_channels(cfg, m)
+        anchor = (TensorSpec("anchor", (batch, ch, h, w), f32),) if anchored(cfg) else ()
         ctx_planes = tuple(TensorSpec(n, s, f32) for n, s in zip(plane_names("z"), latent_plane_shapes(cfg, batch, tc)))
         specs[f"encoder_{m}"] = GraphSpec(
-            f"encoder_{m}", (TensorSpec("frames", (batch, ch, tc, h, w), f32),), ctx_planes)
+            f"encoder_{m}", (TensorSpec("frames", (batch, ch, tc, h, w), f32), *anchor), ctx_planes)
         tgt_planes = tuple(TensorSpec(n, s, f32) for n, s in zip(plane_names("z"), latent_plane_shapes(cfg, batch, tk)))
-        specs[f"decoder_{m}"] = GraphSpec(
-            f"decoder_{m}", tgt_planes, (TensorSpec("frames", (batch, ch, tk, h, w), f32),))
+        out = (TensorSpec("fields", (batch, field_channels(m, IN_CHANNELS[m]), tk, h, w), f32) if anchored(cfg)
+               else TensorSpec("frames", (batch, IN_CHANNELS[m], tk, h, w), f32))
+        specs[f"decoder_{m}"] = GraphSpec(f"decoder_{m}", (*tgt_planes, *anchor), (out,))
     tgt = latent_plane_shapes(cfg, batch, tk)
     ctx = latent_plane_shapes(cfg, batch, tc)
     inputs = [TensorSpec(n, s, f32) for m in MODALITIES for n, s in zip(plane_names("x", m), tgt)]
@@ -95,21 +110,21 @@ def graph_specs(cfg: ModelConfig, batch: int = 1) -> dict[str, GraphSpec]:
 
 
 class EncoderGraph(nn.Module):
-    def __init__(self, ae: TriplaneAutoencoder):
+    def __init__(self, ae: nn.Module):
         super().__init__()
         self.ae = ae
 
-    def forward(self, frames: Tensor) -> tuple[Tensor, Tensor, Tensor]:
-        return self.ae.encode(frames).planes()
+    def forward(self, frames: Tensor, anchor: Tensor | None = None) -> tuple[Tensor, Tensor, Tensor]:
+        return self.ae.encode(frames, anchor).planes()
 
 
 class DecoderGraph(nn.Module):
-    def __init__(self, ae: TriplaneAutoencoder):
+    def __init__(self, ae: nn.Module):
         super().__init__()
         self.ae = ae
 
-    def forward(self, z_xy: Tensor, z_xt: Tensor, z_yt: Tensor) -> Tensor:
-        return self.ae.decode(Triplane(z_xy, z_xt, z_yt))
+    def forward(self, z_xy: Tensor, z_xt: Tensor, z_yt: Tensor, anchor: Tensor | None = None) -> Tensor:
+        return self.ae.decode(Triplane(z_xy, z_xt, z_yt), anchor)
 
 
 class DenoiserStepGraph(nn.Module):
@@ -156,8 +171,25 @@ def eps_from_outputs(outputs: dict[str, Tensor]) -> tuple[Triplane, Triplane]:
     return tuple(Triplane(*(outputs[n] for n in plane_names("eps", m))) for m in MODALITIES)  # type: ignore
 
 
-def latent_inputs(z: Triplane) -> dict[str, Tensor]:
-    return dict(zip(plane_names("z"), z.planes()))
+def encoder_inputs(x: Tensor, anchor: Tensor | None) -> dict[str, Tensor]:
+    """The encoder graph's named inputs (``anchor`` only for the anchored autoencoder)."""
+    feeds = {"frames": x.float()}
+    if anchor is not None:
+        feeds["anchor"] = anchor.float()
+    return feeds
+
+
+def decoder_inputs(z: Triplane, anchor: Tensor | None) -> dict[str, Tensor]:
+    """The decoder graph's named inputs (``anchor`` only for the anchored autoencoder)."""
+    feeds = dict(zip(plane_names("z"), z.planes()))
+    if anchor is not None:
+        feeds["anchor"] = anchor.float()
+    return feeds
+
+
+def decoder_output(outputs: dict[str, Tensor]) -> Tensor:
+    """The decoder graph's only output: ``frames`` (direct) or ``fields`` (anchored)."""
+    return outputs["fields"] if "fields" in outputs else outputs["frames"]
 
 
 def latent_from_outputs(outputs: dict[str, Tensor]) -> Triplane:
@@ -173,6 +205,11 @@ def example_inputs(spec: GraphSpec, generator: torch.Generator | None = None) ->
             out.append(torch.randint(0, 1000, s.shape, generator=generator))
         elif s.name == "present":
             out.append(torch.ones(s.shape))
+        elif s.name in ("frames", "anchor") and s.shape[1] == 2:
+            # Anchored depth: [normalised depth, validity in {0, 1}].
+            v = torch.rand(s.shape, generator=generator) * 2 - 1
+            v[:, 1] = (v[:, 1] > -0.8).float()
+            out.append(v)
         else:
             out.append(torch.rand(s.shape, generator=generator) * 2 - 1)
     return tuple(out)

@@ -14,6 +14,11 @@ same autoencoder encodes contexts (anchor = their own last frame: the latent say
 into the anchor) and futures (how it moves on from it).
 
 Depth inputs have two channels, [normalised depth, validity] (:func:`syncvp_core.depth.with_validity`).
+
+A modality whose sensor is silent has no anchor: it gets :func:`empty_anchor` (mid-grey colour; depth
+with every pixel invalid), with which the decoder must draw the whole frame (colour: the residual at
+model resolution; depth: the fill value). Training replaces the anchor by the empty one for a fraction of
+clips (``ae.anchor_dropout``) so this path is learned.
 """
 from __future__ import annotations
 
@@ -26,6 +31,15 @@ from ..triplane import Triplane
 from ..warp import field_channels
 from .autoencoder import TriplaneTrunk, _per_frame
 from .layers import ResBlock, zero_module
+
+
+def empty_anchor(like: Tensor) -> Tensor:
+    """The anchor of a modality with no observation, shaped like ``like`` (B, C, H, W): zeros, and for
+    depth ([value, validity]) value -1 (far) with validity 0."""
+    out = torch.zeros_like(like)
+    if like.shape[1] == 2:
+        out[:, 0] = -1.0
+    return out
 
 
 class AnchoredAutoencoder(TriplaneTrunk):

@@ -17,6 +17,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from .. import depth as depth_norm
+from ..models.anchored import empty_anchor
 from ..warp import compose_depth, compose_rgb
 
 
@@ -46,10 +47,15 @@ def multiscale_recon_loss(pred: Tensor, target: Tensor, mask: Tensor | None, kin
     return total / levels
 
 
-def anchored_inputs(x: Tensor, mask: Tensor | None, anchor_index: int, modality: str) -> tuple[Tensor, Tensor]:
-    """(network clip, network anchor) from a clip tensor holding the anchor frame at ``anchor_index``."""
+def anchored_inputs(x: Tensor, mask: Tensor | None, anchor_index: int, modality: str,
+                    drop: Tensor | None = None) -> tuple[Tensor, Tensor]:
+    """(network clip, network anchor) from a clip tensor holding the anchor frame at ``anchor_index``;
+    clips where ``drop`` (B,) is True get the empty anchor."""
     net = x if modality == "rgb" else depth_norm.with_validity(x, mask)
-    return net, net[:, :, anchor_index]
+    anchor = net[:, :, anchor_index]
+    if drop is not None and bool(drop.any()):
+        anchor = torch.where(drop.to(anchor.device).view(-1, 1, 1, 1), empty_anchor(anchor), anchor)
+    return net, anchor
 
 
 def anchored_outputs(fields: Tensor, anchor: Tensor, modality: str) -> tuple[Tensor, Tensor | None]:

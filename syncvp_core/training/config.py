@@ -57,6 +57,9 @@ class AEConfig(OptimConfig):
     # Anchored depth decoder: weight of the validity-logit BCE on warp holes (kept small: it only decides
     # which hole pixels are published, and should not steer the shared trunk).
     hole_weight: float = 0.1
+    # Anchored decoder: fraction of clips trained with the empty anchor (no observation of this modality),
+    # so that a forecast can still be decoded when this sensor is silent.
+    anchor_dropout: float = 0.1
     # Fraction of micro-steps trained on context-length clips (the same AE encodes 2- and 8-frame clips).
     context_clip_fraction: float = 0.25
     # Start from these autoencoder weights ("{modality}" is replaced by rgb/depth); "" = random init.

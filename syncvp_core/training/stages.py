@@ -73,7 +73,8 @@ def ae_task(cfg: ModelConfig, acfg: AEConfig, modality: str, clips: ClipIndex, h
     c, k = cfg.context_frames, cfg.chunk_frames
 
     def batch(idx: np.ndarray, gen: torch.Generator, info: DistInfo):
-        """This rank's clips as network tensors: (x, validity mask, frames to score, anchor index)."""
+        """This rank's clips as network tensors: (x, validity mask, frames to score, (anchor index, clips
+        with a dropped anchor) or None for the direct decoder, frame for the perceptual term)."""
         bg = len(idx) * info.world
         short = bool(torch.rand((), generator=gen) < acfg.context_clip_fraction)
 
@@ -86,8 +87,9 @@ def ae_task(cfg: ModelConfig, acfg: AEConfig, modality: str, clips: ClipIndex, h
             flips = draw_flips()
             rgb, dep = zip(*(clips.frames(int(i)) for i in idx))
             frame_idx = shard(torch.randint(0, score.stop - score.start, (bg,), generator=gen), info)
+            drop = shard(torch.rand(bg, generator=gen) < acfg.anchor_dropout, info)
             x_r, x_d, mask = to_model_tensors(np.stack(rgb), np.stack(dep), cfg, flips.numpy())
-            return x_r, x_d, mask, score, c - 1, frame_idx
+            return x_r, x_d, mask, score, (c - 1, drop), frame_idx
         length = c if short else k
         offsets = shard(torch.randint(0, k - length + 1, (bg,), generator=gen), info)
         flips = draw_flips()
@@ -106,7 +108,7 @@ def ae_task(cfg: ModelConfig, acfg: AEConfig, modality: str, clips: ClipIndex, h
             y = model(target)
             total = acfg.recon_weight * (rec := recon_loss(y, target, tmask, acfg.recon_loss))
         else:
-            net, anchor = anchored_inputs(x, mask, anchor_index, modality)
+            net, anchor = anchored_inputs(x, mask, *anchor_index, modality=modality)
             fields = model(net[:, :, score], anchor)
             y, warp_valid = anchored_outputs(fields, anchor, modality)
             total = acfg.recon_weight * (rec := multiscale_recon_loss(y, target, tmask, acfg.recon_loss))
@@ -129,7 +131,7 @@ def ae_task(cfg: ModelConfig, acfg: AEConfig, modality: str, clips: ClipIndex, h
         if anchor_index is None:
             y = model(target)
         else:
-            net, anchor = anchored_inputs(x, mask.to(device), anchor_index, modality)
+            net, anchor = anchored_inputs(x, mask.to(device), anchor_index[0], modality)
             y, _ = anchored_outputs(model(net[:, :, score], anchor), anchor, modality)
         both = torch.cat([target[0], y[0]], dim=-2)  # (C, T, 2H, W): input above reconstruction
         grid = torch.cat(list(both.permute(1, 0, 2, 3)), dim=-1)
