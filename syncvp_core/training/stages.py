@@ -108,7 +108,7 @@ def ae_task(cfg: ModelConfig, acfg: AEConfig, modality: str, clips: ClipIndex, h
             y = model(target)
             total = acfg.recon_weight * (rec := recon_loss(y, target, tmask, acfg.recon_loss))
         else:
-            net, anchor = anchored_inputs(x, mask, *anchor_index, modality=modality)
+            net, anchor = anchored_inputs(x, mask, anchor_index[0], modality, anchor_index[1])
             fields = model(net[:, :, score], anchor)
             y, warp_valid = anchored_outputs(fields, anchor, modality)
             total = acfg.recon_weight * (rec := multiscale_recon_loss(y, target, tmask, acfg.recon_loss))
