@@ -10,10 +10,16 @@ Resolution: frames of any size are resized to the model's resolution without cro
 Missing modality: pass ``None`` and the matching cross-modality guidance mode is used (RGB-only or
 depth-only); both modalities are still predicted.
 
+Anchored decoding (``autoencoder.decoder: anchored``, docs/anchored.md): the decoders output flow, blend
+mask and residual against the newest context frame, and every forecast frame is composed at the *sensor*
+resolution from that frame (:mod:`syncvp_core.warp`), so static detail stays sharp whatever the model
+resolution; depth pixels the warp cannot fill stay invalid (NaN) unless the model fills them.
+
 Long horizons: a horizon longer than one chunk is rolled out autoregressively. The next chunk's context is
-the last ``context_frames`` *decoded* frames of the previous chunk, kept as float pixels in [-1, 1]
-(never quantised to uint8 in between), re-encoded by the autoencoders, always in full mode since both
-modalities have now been predicted.
+the last ``context_frames`` frames of the previous chunk, always in full mode since both modalities have
+now been predicted: direct decoding keeps them as float pixels in [-1, 1] at model resolution (never
+quantised to uint8 in between); anchored decoding feeds the composed sensor-resolution frames back like
+sensor input.
 """
 from __future__ import annotations
 
@@ -33,9 +39,11 @@ from .diffusion.ddim import DDIMSampler, sample_joint
 from .diffusion.guidance import Mode
 from .diffusion.schedule import NoiseSchedule
 from .imageops import resize_depth, resize_rgb
+from .models.anchored import empty_anchor
 from .models.syncvp import SyncVPModel
 from .spread import Spread, check_num_samples, is_batched, repeat_context, summarise
 from .triplane import Triplane
+from .warp import compose_depth, compose_rgb
 
 
 class PredictorError(ValueError):
@@ -139,37 +147,102 @@ class Predictor:
         if horizon < 1:
             raise PredictorError(f"horizon must be >= 1, got {horizon}")
         steps = int(steps or self.config.sampler.steps)
-        sampler = DDIMSampler.from_config(self.schedule, self.config.sampler, steps)
+        sampler = DDIMSampler.from_config(self.schedule, self.config.sampler, steps,
+                                          clip_bound=self.config.autoencoder.latent_scale)
         mode = Mode.of(rgb is not None, dep is not None)
-        b = (rgb if rgb is not None else dep).shape[0]
-        x_r = self._prep_rgb(rgb) if rgb is not None else None
-        x_d = self._prep_depth(dep) if dep is not None else None
-        present = torch.tensor([[float(x_r is not None), float(x_d is not None)]] * b, device=self.device)
         gen = torch.Generator(device=self.device).manual_seed(int(seed))
-        out_r, out_d = [], []
-        done = 0
         t_model = time.perf_counter()
-        while done < horizon:
-            ctx_r = self._encode_or_zeros("rgb", x_r, b)
-            ctx_d = self._encode_or_zeros("depth", x_d, b)
-            like = self._target_like(b)
-            z_r, z_d = sample_joint(self.backend.denoise, sampler, ctx_r, ctx_d, present, like, gen)
-            y_r, y_d = self.backend.decode("rgb", z_r), self.backend.decode("depth", z_d)
-            out_r.append(y_r)
-            out_d.append(y_d)
-            done += self.chunk_frames
-            # Autoregressive rollout: the newest decoded frames become the context, in float pixel space.
-            x_r, x_d = y_r[:, :, -self.context_frames:], y_d[:, :, -self.context_frames:]
-            present = torch.ones(b, 2, device=self.device)
+        rollout = self._rollout_anchored if self.anchored else self._rollout_direct
+        rgb_out, depth_out = rollout(rgb, dep, horizon, sampler, gen, out_hw)
         t_post = time.perf_counter()
-        y_r = torch.cat(out_r, dim=2)[:, :, :horizon]
-        y_d = torch.cat(out_d, dim=2)[:, :, :horizon]
-        rgb_out, depth_out = self._postprocess(y_r, y_d, out_hw)
         if not batched:
             rgb_out, depth_out = rgb_out[0], depth_out[0]
         t1 = time.perf_counter()
         timings = {"total_s": t1 - t0, "model_s": t_post - t_model, "pre_s": t_model - t0, "post_s": t1 - t_post}
         return Prediction(rgb_out, depth_out, mode, steps, int(seed), timings)
+
+    @property
+    def anchored(self) -> bool:
+        return self.config.autoencoder.decoder == "anchored"
+
+    def _sample(self, ctx_r: Triplane, ctx_d: Triplane, present: torch.Tensor, sampler: DDIMSampler,
+                gen: torch.Generator, start: tuple[Triplane, Triplane] | None = None) -> tuple[Triplane, Triplane]:
+        return sample_joint(self.backend.denoise, sampler, ctx_r, ctx_d, present, self._target_like(ctx_r.batch),
+                            gen, start)
+
+    def _rollout_direct(self, rgb, dep, horizon, sampler, gen, out_hw):
+        """Paper-style decoding at model resolution; the next chunk's context is the last decoded frames,
+        kept as float pixels in [-1, 1] (never quantised to uint8 in between)."""
+        b = (rgb if rgb is not None else dep).shape[0]
+        x_r = self._prep_rgb(rgb) if rgb is not None else None
+        x_d = self._prep_depth(dep) if dep is not None else None
+        present = self._present(x_r is not None, x_d is not None, b)
+        out_r, out_d = [], []
+        while sum(y.shape[2] for y in out_r) < horizon:
+            ctx_r = self._encode_or_zeros("rgb", x_r, b)
+            ctx_d = self._encode_or_zeros("depth", x_d, b)
+            z_r, z_d = self._sample(ctx_r, ctx_d, present, sampler, gen)
+            y_r, y_d = self.backend.decode("rgb", z_r), self.backend.decode("depth", z_d)
+            out_r.append(y_r)
+            out_d.append(y_d)
+            x_r, x_d = y_r[:, :, -self.context_frames:], y_d[:, :, -self.context_frames:]
+            present = self._present(True, True, b)
+        y_r = torch.cat(out_r, dim=2)[:, :, :horizon]
+        y_d = torch.cat(out_d, dim=2)[:, :, :horizon]
+        return self._postprocess(y_r, y_d, out_hw)
+
+    def _rollout_anchored(self, rgb, dep, horizon, sampler, gen, out_hw):
+        """Anchored decoding: every chunk is composed at the sensor resolution from the newest frame of its
+        context. The next chunk's context is the last composed frames, fed back exactly as sensor frames
+        would be (uint8 colour, metric depth), so a rollout and a live context take one path."""
+        rgbs, deps = [], []
+        while sum(r.shape[1] for r in rgbs) < horizon:
+            r, d = self._anchored_chunk(rgb, dep, sampler, gen, out_hw)
+            rgbs.append(r)
+            deps.append(d)
+            rgb, dep = r[:, -self.context_frames:], d[:, -self.context_frames:]
+        return np.concatenate(rgbs, axis=1)[:, :horizon], np.concatenate(deps, axis=1)[:, :horizon]
+
+    def _anchored_chunk(self, rgb, dep, sampler, gen, out_hw):
+        b = (rgb if rgb is not None else dep).shape[0]
+        present = self._present(rgb is not None, dep is not None, b)
+        (x_r, a_r, full_r), (x_d, a_d, full_d) = self._anchored_inputs(rgb, dep, b, out_hw)
+        ctx_r = self._encode_or_zeros("rgb", x_r, b, a_r)
+        ctx_d = self._encode_or_zeros("depth", x_d, b, a_d)
+        start = None
+        if self.config.sampler.start == "anchor":
+            k = self.chunk_frames
+            still = [a[:, :, None].expand(-1, -1, k, -1, -1) for a in (a_r, a_d)]
+            start = (self.backend.encode("rgb", still[0], a_r), self.backend.encode("depth", still[1], a_d))
+        z_r, z_d = self._sample(ctx_r, ctx_d, present, sampler, gen, start)
+        y_r = compose_rgb(full_r, self.backend.decode("rgb", z_r, a_r).float())
+        y_d, valid = compose_depth(full_d[:, :1], full_d[:, 1:] > 0.5, self.backend.decode("depth", z_d, a_d).float())
+        rgb_out = ((y_r.clamp(-1, 1) + 1.0) * 127.5).round().to(torch.uint8).permute(0, 2, 3, 4, 1).cpu().numpy()
+        metres = depth_norm.denormalize(y_d[:, 0], self.config.depth)
+        depth_out = torch.where(valid[:, 0], metres, torch.full_like(metres, float("nan")))
+        return rgb_out, depth_out.cpu().numpy().astype(np.float32)
+
+    def _anchored_inputs(self, rgb, dep, b, out_hw):
+        """Per modality: (model-resolution context or None, model-resolution anchor, sensor-resolution
+        anchor). A missing modality gets the empty anchor at both resolutions."""
+        h, w = self.resolution
+        if rgb is not None:
+            x_r = self._prep_rgb(rgb)
+            full_r = torch.from_numpy(np.ascontiguousarray(rgb[:, -1])).to(self.device).float() / 127.5 - 1.0
+            full_r = full_r.permute(0, 3, 1, 2)
+            rgb_part = (x_r, x_r[:, :, -1], full_r)
+        else:
+            rgb_part = (None, empty_anchor(torch.zeros(b, 3, h, w, device=self.device)),
+                        torch.zeros(b, 3, *out_hw, device=self.device))
+        if dep is not None:
+            x_d = self._prep_depth(dep)
+            full = torch.from_numpy(np.ascontiguousarray(dep[:, -1:])).to(self.device)
+            full_d = depth_norm.with_validity(*(v for v in depth_norm.normalize(full, self.config.depth)))
+            dep_part = (x_d, x_d[:, :, -1], full_d)
+        else:
+            dep_part = (None, empty_anchor(torch.zeros(b, 2, h, w, device=self.device)),
+                        empty_anchor(torch.zeros(b, 2, *out_hw, device=self.device)))
+        return rgb_part, dep_part
 
     # -- helpers -----------------------------------------------------------------------------------------
 
@@ -232,13 +305,20 @@ class Predictor:
         return x.permute(0, 4, 1, 2, 3).contiguous()  # (B, 3, T, h, w)
 
     def _prep_depth(self, dep: np.ndarray) -> torch.Tensor:
+        """(B, 1, T, h, w) normalised depth; anchored: (B, 2, T, h, w) with the validity channel."""
         small = resize_depth(dep, self.resolution)  # (B, T, h, w), NaN = invalid
-        x, _ = depth_norm.normalize(torch.from_numpy(small).to(self.device), self.config.depth)
-        return x[:, None]  # (B, 1, T, h, w)
+        x, valid = depth_norm.normalize(torch.from_numpy(small).to(self.device), self.config.depth)
+        if self.anchored:
+            return depth_norm.with_validity(x[:, None], valid[:, None])
+        return x[:, None]
 
-    def _encode_or_zeros(self, modality: str, x: torch.Tensor | None, b: int) -> Triplane:
+    def _present(self, rgb: bool, depth: bool, b: int) -> torch.Tensor:
+        return torch.tensor([[float(rgb), float(depth)]] * b, device=self.device)
+
+    def _encode_or_zeros(self, modality: str, x: torch.Tensor | None, b: int,
+                         anchor: torch.Tensor | None = None) -> Triplane:
         if x is not None:
-            return self.backend.encode(modality, x)
+            return self.backend.encode(modality, x, anchor)
         lh, lw = self.config.latent_size
         return Triplane.zeros(b, self.config.autoencoder.latent_channels, self.context_frames, lh, lw,
                               device=self.device)

@@ -3,7 +3,7 @@
 For a step from timestep t to the previous grid point s (alpha_bar_s = 1 after the last step):
 
     x0_hat = (x_t - sqrt(1 - a_t) eps) / sqrt(a_t)                            (eq. 12, "predicted x0")
-    x0_hat = clip(x0_hat, -1, 1)   if clip_x0   (the latent is tanh-bounded)
+    x0_hat = clip(x0_hat, -b, b)   if clip_x0   (the latent is tanh-bounded: b = autoencoder.latent_scale)
     sigma  = eta * sqrt((1 - a_s) / (1 - a_t)) * sqrt(1 - a_t / a_s)            (eq. 16)
     x_s    = sqrt(a_s) x0_hat + sqrt(1 - a_s - sigma^2) eps + sigma z
 
@@ -13,6 +13,11 @@ grid ends at t = 0 (the official grid's last network call is at t = 9).
 
 Both branches start from ONE shared initial noise and, for eta > 0, share the per-step noise too
 (shared-noise training makes that the matching choice).
+
+Starting from the anchor (``sampler.start: anchor``, anchored decoder only): the grid runs from
+``start_t`` down to 0 and the loop starts at q(x_start | x0 = "nothing changes") with the same shared
+noise, instead of at pure noise. With start_t < T-1 the forecast keeps whatever of the "nothing changes"
+latent the noise at start_t did not destroy, so an unsure model stays near the observation.
 """
 from __future__ import annotations
 
@@ -28,20 +33,27 @@ from .schedule import NoiseSchedule
 
 
 class DDIMSampler:
-    def __init__(self, schedule: NoiseSchedule, steps: int, eta: float = 0.0, clip_x0: bool = True):
-        if not 1 <= steps <= schedule.num_timesteps:
-            raise ValueError(f"DDIM steps must be in [1, {schedule.num_timesteps}], got {steps}")
+    def __init__(self, schedule: NoiseSchedule, steps: int, eta: float = 0.0, clip_x0: bool = True,
+                 clip_bound: float = 1.0, start_t: int | None = None):
+        start_t = schedule.num_timesteps - 1 if start_t is None else int(start_t)
+        if not 0 <= start_t < schedule.num_timesteps:
+            raise ValueError(f"DDIM start_t must be in [0, {schedule.num_timesteps}), got {start_t}")
+        if not 1 <= steps <= start_t + 1:
+            raise ValueError(f"DDIM steps must be in [1, {start_t + 1}], got {steps}")
         self.schedule = schedule
         self.steps = steps
         self.eta = eta
         self.clip_x0 = clip_x0
-        # Evenly spaced grid from T-1 down to 0 (inclusive).
-        ts = np.round(np.linspace(schedule.num_timesteps - 1, 0, steps)).astype(np.int64)
+        self.clip_bound = float(clip_bound)
+        # Evenly spaced grid from start_t (default T-1) down to 0 (inclusive).
+        ts = np.round(np.linspace(start_t, 0, steps)).astype(np.int64)
         self.timesteps: list[int] = [int(t) for t in ts]
 
     @classmethod
-    def from_config(cls, schedule: NoiseSchedule, cfg: SamplerConfig, steps: int | None = None) -> DDIMSampler:
-        return cls(schedule, steps or cfg.steps, cfg.eta, cfg.clip_x0)
+    def from_config(cls, schedule: NoiseSchedule, cfg: SamplerConfig, steps: int | None = None,
+                    clip_bound: float = 1.0) -> DDIMSampler:
+        start_t = cfg.start_t if cfg.start == "anchor" else None
+        return cls(schedule, steps or cfg.steps, cfg.eta, cfg.clip_x0, clip_bound, start_t)
 
     def prev_timestep(self, i: int) -> int:
         return self.timesteps[i + 1] if i + 1 < len(self.timesteps) else -1
@@ -54,7 +66,7 @@ class DDIMSampler:
         a_s = float(ab[s]) if s >= 0 else 1.0
         x0 = (x_t - (1 - a_t) ** 0.5 * eps) / a_t**0.5
         if self.clip_x0:
-            x0 = x0.clamp(-1.0, 1.0)
+            x0 = x0.clamp(-self.clip_bound, self.clip_bound)
         sigma = self.eta * ((1 - a_s) / (1 - a_t)) ** 0.5 * (1 - a_t / a_s) ** 0.5
         x_prev = a_s**0.5 * x0 + max(1 - a_s - sigma**2, 0.0) ** 0.5 * eps
         if sigma > 0:
@@ -68,12 +80,17 @@ DenoiseFn = Callable[[Triplane, Triplane, Tensor, Triplane, Triplane, Tensor], t
 
 
 def sample_joint(denoise: DenoiseFn, sampler: DDIMSampler, ctx_r: Triplane, ctx_d: Triplane, present: Tensor,
-                 like: Triplane, generator: torch.Generator | None = None) -> tuple[Triplane, Triplane]:
+                 like: Triplane, generator: torch.Generator | None = None,
+                 start: tuple[Triplane, Triplane] | None = None) -> tuple[Triplane, Triplane]:
     """Run the DDIM loop for both modalities. ``like`` gives the target latent shapes (T = chunk_frames);
-    ``denoise`` is one joint step (a torch module or an exported engine behind the same signature)."""
+    ``denoise`` is one joint step (a torch module or an exported engine behind the same signature).
+    ``start``: clean latents (RGB, depth) the loop starts from, noised to the grid's first timestep."""
     x_r = Triplane.randn_like(like, generator)
     x_d = x_r  # one shared initial noise for both branches
     b = like.batch
+    if start is not None:
+        t0 = torch.full((b,), sampler.timesteps[0], dtype=torch.long, device=like.xy.device)
+        x_r, x_d = sampler.schedule.q_sample(start[0], t0, x_r), sampler.schedule.q_sample(start[1], t0, x_d)
     for i, t in enumerate(sampler.timesteps):
         tt = torch.full((b,), t, dtype=torch.long, device=like.xy.device)
         eps_r, eps_d = denoise(x_r, x_d, tt, ctx_r, ctx_d, present)
