@@ -30,10 +30,15 @@ def valid_mask(depth_m: np.ndarray | torch.Tensor):
     return np.isfinite(depth_m) & (depth_m > 0)
 
 
-def normalize(depth_m: torch.Tensor, cfg: DepthConfig) -> tuple[torch.Tensor, torch.Tensor]:
-    """Metric depth -> ([-1, 1] values, validity mask). Invalid pixels become -1."""
+def normalize(depth_m: torch.Tensor, cfg: DepthConfig, clip: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
+    """Metric depth -> ([-1, 1] values, validity mask). Invalid pixels become -1.
+
+    ``clip=False`` (log only, see :func:`unclipped`): depths outside [min_m, max_m] map outside [-1, 1]
+    instead of being clipped, so a warped anchor keeps a 70 m background at 70 m."""
     mask = valid_mask(depth_m)
-    d = torch.where(mask, depth_m, torch.full_like(depth_m, cfg.max_m)).clamp(cfg.min_m, cfg.max_m)
+    d = torch.where(mask, depth_m, torch.full_like(depth_m, cfg.max_m))
+    if clip:
+        d = d.clamp(cfg.min_m, cfg.max_m)
     if cfg.representation == "inverse":
         lo, hi = 1.0 / cfg.max_m, 1.0 / cfg.min_m
         x = 2.0 * (1.0 / d - lo) / (hi - lo) - 1.0
@@ -41,18 +46,24 @@ def normalize(depth_m: torch.Tensor, cfg: DepthConfig) -> tuple[torch.Tensor, to
         x = 2.0 * torch.log(d / cfg.min_m) / float(np.log(cfg.max_m / cfg.min_m)) - 1.0
     else:
         x = 2.0 * (d - cfg.min_m) / (cfg.max_m - cfg.min_m) - 1.0
-    return x.clamp(-1.0, 1.0), mask
+    return (x.clamp(-1.0, 1.0) if clip else x), mask
 
 
-def denormalize(x: torch.Tensor, cfg: DepthConfig) -> torch.Tensor:
+def denormalize(x: torch.Tensor, cfg: DepthConfig, clip: bool = True) -> torch.Tensor:
     """[-1, 1] values -> metric depth in metres (the exact inverse of :func:`normalize` on valid pixels)."""
-    u = (x.clamp(-1.0, 1.0) + 1.0) / 2.0
+    u = ((x.clamp(-1.0, 1.0) if clip else x) + 1.0) / 2.0
     if cfg.representation == "inverse":
         lo, hi = 1.0 / cfg.max_m, 1.0 / cfg.min_m
         return 1.0 / (lo + u * (hi - lo))
     if cfg.representation == "log":
         return cfg.min_m * torch.exp(u * float(np.log(cfg.max_m / cfg.min_m)))
     return cfg.min_m + u * (cfg.max_m - cfg.min_m)
+
+
+def unclipped(cfg: DepthConfig) -> bool:
+    """Whether values outside [-1, 1] are meaningful: in log depth a shift of the value is a relative depth
+    change at any depth, so anchored composition can work on unclipped values; inverse and linear clip."""
+    return cfg.representation == "log"
 
 
 def with_validity(x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:

@@ -215,12 +215,34 @@ class Predictor:
             still = [a[:, :, None].expand(-1, -1, k, -1, -1) for a in (a_r, a_d)]
             start = (self.backend.encode("rgb", still[0], a_r), self.backend.encode("depth", still[1], a_d))
         z_r, z_d = self._sample(ctx_r, ctx_d, present, sampler, gen, start)
+        return self._decode_anchored(z_r, z_d, (a_r, full_r), (a_d, full_d))
+
+    def _decode_anchored(self, z_r: Triplane, z_d: Triplane, rgb_anchor, depth_anchor):
+        """Latents -> (uint8 colour (B,K,H,W,3), metres (B,K,H,W), NaN = invalid) at the sensor resolution of
+        the anchors; each anchor is (model-resolution anchor, sensor-resolution anchor)."""
+        (a_r, full_r), (a_d, full_d) = rgb_anchor, depth_anchor
         y_r = compose_rgb(full_r, self.backend.decode("rgb", z_r, a_r).float())
         y_d, valid = compose_depth(full_d[:, :1], full_d[:, 1:] > 0.5, self.backend.decode("depth", z_d, a_d).float())
         rgb_out = ((y_r.clamp(-1, 1) + 1.0) * 127.5).round().to(torch.uint8).permute(0, 2, 3, 4, 1).cpu().numpy()
-        metres = depth_norm.denormalize(y_d[:, 0], self.config.depth)
+        metres = depth_norm.denormalize(y_d[:, 0], self.config.depth, clip=not depth_norm.unclipped(self.config.depth))
         depth_out = torch.where(valid[:, 0], metres, torch.full_like(metres, float("nan")))
         return rgb_out, depth_out.cpu().numpy().astype(np.float32)
+
+    def autoencode(self, context_rgb: np.ndarray, context_depth: np.ndarray, future_rgb: np.ndarray,
+                   future_depth: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The autoencoder ceiling: decode(encode(true future)), batched (B, T, H, W[, 3]) arrays at the
+        sensor resolution. No forecast of this model can be better than what its autoencoders reconstruct
+        from the true future (the anchored decoder also gets the newest context frame, as in a forecast)."""
+        rgb, dep, _, out_hw = self._check(context_rgb, context_depth)
+        f_r, f_d = self._prep_rgb(future_rgb), self._prep_depth(future_depth.astype(np.float32))
+        if not self.anchored:
+            with torch.inference_mode():
+                y_r = self.backend.decode("rgb", self.backend.encode("rgb", f_r))
+                y_d = self.backend.decode("depth", self.backend.encode("depth", f_d))
+            return self._postprocess(y_r, y_d, out_hw)
+        (_, a_r, full_r), (_, a_d, full_d) = self._anchored_inputs(rgb, dep, rgb.shape[0], out_hw)
+        z_r, z_d = self.backend.encode("rgb", f_r, a_r), self.backend.encode("depth", f_d, a_d)
+        return self._decode_anchored(z_r, z_d, (a_r, full_r), (a_d, full_d))
 
     def _anchored_inputs(self, rgb, dep, b, out_hw):
         """Per modality: (model-resolution context or None, model-resolution anchor, sensor-resolution
@@ -237,7 +259,8 @@ class Predictor:
         if dep is not None:
             x_d = self._prep_depth(dep)
             full = torch.from_numpy(np.ascontiguousarray(dep[:, -1:])).to(self.device)
-            full_d = depth_norm.with_validity(*(v for v in depth_norm.normalize(full, self.config.depth)))
+            full_d = depth_norm.with_validity(
+                *depth_norm.normalize(full, self.config.depth, clip=not depth_norm.unclipped(self.config.depth)))
             dep_part = (x_d, x_d[:, :, -1], full_d)
         else:
             dep_part = (None, empty_anchor(torch.zeros(b, 2, h, w, device=self.device)),

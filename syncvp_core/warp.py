@@ -104,7 +104,8 @@ def compose_rgb(anchor: Tensor, fields: Tensor) -> Tensor:
 def compose_depth(anchor: Tensor, anchor_valid: Tensor, fields: Tensor, soft: bool = False
                   ) -> tuple[Tensor, Tensor]:
     """anchor (B, 1, H, W) depth in the network representation, anchor_valid (B, 1, H, W) bool; fields
-    (B, 6, T, h, w) -> (depth (B, 1, T, H, W) in [-1, 1], valid (B, 1, T, H, W) bool).
+    (B, 6, T, h, w) -> (depth (B, 1, T, H, W), valid (B, 1, T, H, W) bool). Filled holes lie in
+    [-1, 1]; warped pixels keep the anchor's range.
 
     ``soft`` (training): holes always take the fill value and validity is not thresholded, so every
     output pixel carries a gradient; the validity logit is trained separately."""
@@ -113,11 +114,12 @@ def compose_depth(anchor: Tensor, anchor_valid: Tensor, fields: Tensor, soft: bo
     f = fields.permute(0, 2, 1, 3, 4).reshape(b * t, k, h, w)
     flow = upsample(f[:, FLOW], size)
     delta = upsample(torch.sigmoid(f[:, MASK]) * f[:, 3:4], size)
-    fill = upsample(torch.tanh(f[:, 4:5]), size)
+    fill = upsample(torch.tanh(f[:, 4:5]), size)  # absolute depth for holes, within the trained range
     a = anchor.repeat_interleave(t, dim=0)
     av = anchor_valid.repeat_interleave(t, dim=0)
     warped, ok = warp_nearest(a, av, flow)
-    value = torch.where(ok, warped + delta, fill).clamp(-1.0, 1.0)
+    # Warped values are not clipped: in log depth an anchor beyond the range stays where it was.
+    value = torch.where(ok, warped + delta, fill)
     valid = ok if soft else ok | (upsample(f[:, 5:6], size) > 0)
     return (value.reshape(b, t, 1, *size).permute(0, 2, 1, 3, 4),
             valid.reshape(b, t, 1, *size).permute(0, 2, 1, 3, 4))

@@ -102,7 +102,7 @@ def evaluate(checkpoint: str | Path | None, folders: list[str], holdout_fraction
                 outs = [b.predict(ctx_r[i], ctx_d[i], horizon) for i in range(len(idx))]
                 _score(acc, bname, np.stack([o.rgb for o in outs]), np.stack([o.depth for o in outs]), fut_r, fut_d,
                        lp)
-            rec_r, rec_d = _ae_ceiling(p, fut_r, fut_d)
+            rec_r, rec_d = p.autoencode(ctx_r, ctx_d, fut_r, fut_d)
             _score(acc, "ae_ceiling", rec_r, rec_d, fut_r, fut_d, lp)
     return {"checkpoint": str(checkpoint), "horizon": horizon, "steps": steps or cfg.sampler.steps,
             "frame_rate_hz": cfg.frame_rate_hz, "sequences": counts, "holdout_fraction": holdout_fraction,
@@ -118,13 +118,6 @@ def _score(acc: _Acc, key: str, pr, pd, gr, gd, lp) -> None:
         e = M.depth_errors(pd[i], gd[i])
         acc.add(f"{key}/absrel", e["absrel"])
         acc.add(f"{key}/delta1", e["delta1"])
-
-
-def _ae_ceiling(p: Predictor, fut_r: np.ndarray, fut_d: np.ndarray):
-    x_r, x_d = p._prep_rgb(fut_r), p._prep_depth(fut_d)
-    y_r = p.backend.decode("rgb", p.backend.encode("rgb", x_r))
-    y_d = p.backend.decode("depth", p.backend.encode("depth", x_d))
-    return p._postprocess(y_r, y_d, fut_r.shape[2:4])
 
 
 def table(result: dict, metrics=("psnr", "ssim", "lpips", "absrel", "delta1")) -> str:

@@ -1,0 +1,217 @@
+"""Can the representation carry a forecast better than doing nothing? Autoencoder ceilings vs baselines.
+
+For held-out windows (context + 8 future frames at the model's 10 Hz) of
+
+* the held-out tails of the real sequences (last 20 %, never trained on), and
+* simulator sequences (default: the shipped demo bag ``data/demo/sim_street``, not in any training set),
+
+it prints per horizon, at the sensor resolution (160x120 here):
+
+* copy-last and constant velocity (the baselines every forecast is judged against);
+* the *autoencoder ceiling* of each given model: decode(encode(true future)), the best any latent forecast of
+  that model can do (anchored models also get the newest context frame, exactly as when forecasting).
+
+    python bench/anchor_ceiling.py --ae direct=syncvp_core/assets/default/syncvp_tiny.safetensors \\
+        --ae anchored=runs/anchored_tiny [--ae NAME=RUN_DIR_OR_BUNDLE ...] [--markdown docs/x.md]
+
+A model is a bundle (``.safetensors`` with both autoencoders) or a training run directory holding
+``ae_rgb/ema.safetensors`` and ``ae_depth/ema.safetensors`` (the denoiser is irrelevant to a ceiling).
+``--latent-stats RUN_DIR`` instead prints each modality's latent second moment on training clips and the
+``autoencoder.latent_scale`` that makes it 1 (issue #11 item 3).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from syncvp_core.checkpoint import config_from_meta, load_checkpoint, load_into  # noqa: E402
+from syncvp_core.evaluation import metrics as M  # noqa: E402
+from syncvp_core.evaluation.baselines import ConstantVelocity  # noqa: E402
+from syncvp_core.models.syncvp import SyncVPModel  # noqa: E402
+from syncvp_core.predictor import Predictor  # noqa: E402
+from syncvp_core.training.data import read_folder, split_point, stride_for  # noqa: E402
+
+REAL = [ROOT.parent / "shared/data/real-rgbd/tum_freiburg1_xyz",
+        ROOT.parent / "shared/data/real-rgbd/iclnuim_living_room_traj2"]
+SIM = [ROOT / "data/demo/sim_street"]
+METRICS = ("lpips", "psnr", "absrel", "delta1")
+
+
+def load_model(spec: str) -> Predictor:
+    path = Path(spec)
+    if path.is_file():
+        return Predictor.from_checkpoint(path)
+    parts = {m: path / f"ae_{m}" / "ema.safetensors" for m in ("rgb", "depth")}
+    tensors, meta = load_checkpoint(parts["rgb"])
+    model = SyncVPModel(config_from_meta(meta, parts["rgb"]))
+    for m, p in parts.items():
+        t, _ = load_checkpoint(p)
+        load_into(model.autoencoder(m), t, p, prefix=f"ae_{m}.")
+    return Predictor(model, meta={"ae_run": str(path), "ae_step": meta.get("step")})
+
+
+def real_windows(folder: Path, context: int, horizon: int, rate: float, step: int):
+    seq = read_folder(folder, resolution=None, show_progress=False)
+    stride = stride_for(seq.rate_hz, rate)
+    first = split_point(len(seq), 0.2)
+    span = (context + horizon - 1) * stride + 1
+    for s in range(first, len(seq) - span + 1, step):
+        idx = s + stride * np.arange(context + horizon)
+        yield seq.rgb[idx], seq.depth[idx]
+
+
+def bag_windows(bag: Path, context: int, horizon: int, step: int):
+    from syncvp_core.data.bag import read_rgbd_bag
+
+    frames = list(read_rgbd_bag(bag))
+    rgb = np.stack([f.rgb for f in frames])
+    dep = np.stack([f.depth for f in frames]).astype(np.float32)
+    n = context + horizon
+    for s in range(0, len(frames) - n + 1, step):
+        yield rgb[s : s + n], dep[s : s + n]
+
+
+class Table:
+    def __init__(self, horizon: int):
+        self.h = horizon
+        self.stats: dict[tuple[str, str, str], M.HorizonStats] = {}
+
+    def add(self, group: str, method: str, pr, pd, gr, gd, lp) -> None:
+        def put(name, values):
+            self.stats.setdefault((group, method, name), M.HorizonStats(self.h)).add(values)
+
+        if pr is not None:
+            put("psnr", M.psnr(pr, gr))
+            if lp is not None:
+                put("lpips", lp.compare(pr, gr))
+        if pd is not None:
+            e = M.depth_errors(pd, gd)
+            put("absrel", e["absrel"])
+            put("delta1", e["delta1"])
+
+    def summary(self) -> dict:
+        return {"/".join(k): v.summary() for k, v in sorted(self.stats.items())}
+
+    def markdown(self, group: str, methods: list[str]) -> str:
+        lines = [f"**{group}** (mean over windows; t+k = k x 100 ms)", "",
+                 "| method | metric | " + " | ".join(f"t+{i + 1}" for i in range(self.h)) + " | mean |",
+                 "|---|---|" + "---|" * (self.h + 1)]
+        for name in METRICS:
+            for method in methods:
+                st = self.stats.get((group, method, name))
+                if st is None:
+                    continue
+                s = st.summary()
+                fmt = (lambda v: f"{v:.2f}") if name == "psnr" else (lambda v: f"{v:.3f}")
+                vals = " | ".join("n/a" if v is None else fmt(v) for v in s["mean"])
+                lines.append(f"| {method} | {name} | {vals} | {fmt(s['mean_over_horizon'])} |")
+        return "\n".join(lines)
+
+
+def evaluate(models: dict[str, Predictor], window_step: int, lpips: bool) -> tuple[Table, dict]:
+    any_p = next(iter(models.values()))
+    c, k, rate = any_p.context_frames, any_p.chunk_frames, any_p.frame_rate_hz
+    lp = None
+    if lpips:
+        from syncvp_core.evaluation.lpips import LPIPS
+
+        lp = LPIPS.pretrained()
+    table = Table(k)
+    counts = {}
+    groups = [("real held-out tails", lambda f: real_windows(f, c, k, rate, window_step), REAL),
+              ("simulator", lambda f: bag_windows(f, c, k, max(1, window_step // 3)), SIM)]
+    cv = ConstantVelocity(c)
+    for group, windows, sources in groups:
+        for src in sources:
+            if not src.exists():
+                print(f"skipping {src}: not found", file=sys.stderr)
+                continue
+            n = 0
+            for rgb, dep in windows(src):
+                n += 1
+                cr, cd, fr, fd = rgb[:c], dep[:c], rgb[c:], dep[c:]
+                table.add(group, "copy_last", np.repeat(cr[-1:], k, 0), np.repeat(cd[-1:], k, 0), fr, fd, lp)
+                f = cv.predict(cr, cd, k)
+                table.add(group, "const_velocity", f.rgb, f.depth, fr, fd, lp)
+                for name, p in models.items():
+                    r, d = p.autoencode(cr[None], cd[None], fr[None], fd[None])
+                    table.add(group, f"ceiling:{name}", r[0], d[0], fr, fd, lp)
+            counts[str(src.name)] = n
+    return table, counts
+
+
+def latent_stats(run: Path, config: str) -> dict:
+    """Second moment of each modality's latents over training clips and the scale that makes it 1."""
+    from syncvp_core.training.config import load_train_config
+    from syncvp_core.training.data import ClipIndex, load_sequences, to_model_tensors
+    from syncvp_core.training.stages import encoder_inputs
+
+    p = load_model(str(run))
+    cfg = p.config
+    tcfg = load_train_config(config)
+    seqs = load_sequences(tcfg.data.folders, cfg, show_progress=False, datasets=tcfg.data.datasets)
+    clips = ClipIndex(seqs, cfg.context_frames + cfg.chunk_frames, cfg.frame_rate_hz, tcfg.data.holdout_fraction,
+                      start_step=1)
+    rng = np.random.default_rng(0)
+    pick = rng.choice(len(clips), size=min(64, len(clips)), replace=False)
+    out = {}
+    with torch.inference_mode():
+        for mod in ("rgb", "depth"):
+            sq, n = 0.0, 0
+            for s in range(0, len(pick), 16):
+                rgb, dep = zip(*(clips.frames(int(i)) for i in pick[s : s + 16]))
+                x_r, x_d, valid = to_model_tensors(np.stack(rgb), np.stack(dep), cfg)
+                x, anchor = encoder_inputs(cfg, mod, x_r if mod == "rgb" else x_d, valid)
+                z = p.model.autoencoder(mod).encode(x[:, :, cfg.context_frames:], anchor)
+                for plane in z.planes():
+                    sq += float((plane.double() ** 2).sum())
+                    n += plane.numel()
+            m2 = sq / n
+            out[mod] = {"second_moment": m2, "rms": m2**0.5, "scale_for_unit_rms": 1.0 / m2**0.5}
+    out["current_latent_scale"] = cfg.autoencoder.latent_scale
+    return out
+
+
+def main(argv=None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--ae", action="append", default=[], metavar="NAME=PATH")
+    ap.add_argument("--window-step", type=int, default=12, help="source frames between real windows")
+    ap.add_argument("--no-lpips", action="store_true")
+    ap.add_argument("--json", default=None)
+    ap.add_argument("--markdown", default=None)
+    ap.add_argument("--latent-stats", default=None, metavar="RUN_DIR")
+    ap.add_argument("--config", default="anchored_tiny", help="train config for --latent-stats")
+    ap.add_argument("--threads", type=int, default=1)
+    a = ap.parse_args(argv)
+    torch.set_num_threads(a.threads)
+    if a.latent_stats:
+        print(json.dumps(latent_stats(Path(a.latent_stats), a.config), indent=2))
+        return
+    models = {}
+    for item in a.ae:
+        name, _, path = item.partition("=")
+        models[name] = load_model(path)
+    t0 = time.time()
+    table, counts = evaluate(models, a.window_step, not a.no_lpips)
+    methods = ["copy_last", "const_velocity"] + [f"ceiling:{n}" for n in models]
+    text = "\n\n".join(table.markdown(g, methods) for g in ("real held-out tails", "simulator"))
+    text += f"\n\nwindows: {counts}; {time.time() - t0:.0f} s\n"
+    print(text)
+    if a.markdown:
+        Path(a.markdown).write_text(text)
+    if a.json:
+        Path(a.json).write_text(json.dumps({"windows": counts, "models": {n: p.meta for n, p in models.items()},
+                                            "metrics": table.summary()}, indent=2, default=str))
+
+
+if __name__ == "__main__":
+    main()
