@@ -23,11 +23,11 @@ from ..export.engine_cache import EngineCache
 from ..export.graphs import (
     DENOISER,
     GRAPH_NAMES,
-    eps_from_outputs,
-    latent_from_outputs,
     decoder_inputs,
     decoder_output,
     encoder_inputs,
+    eps_from_outputs,
+    latent_from_outputs,
     step_inputs,
 )
 from ..export.manifest import Manifest

@@ -2,9 +2,9 @@
 
 * direct: reconstruction of the clip (L1 or L2 per clip; depth over valid pixels only).
 * anchored: the decoder's fields are composed (:mod:`syncvp_core.warp`) at model resolution against the
-  anchor, then compared like the direct output at three scales (:func:`multiscale_recon_loss`). Depth: L1 in the depth representation over pixels valid
-  in the target, plus a binary cross-entropy that teaches the validity logit which warp holes the target
-  fills. Colour, both kinds: optional LPIPS-VGG on one random frame per clip
+  anchor, then compared like the direct output at three scales (:func:`multiscale_recon_loss`). Depth: L1 in
+  the depth representation over pixels valid in the target, plus a binary cross-entropy that teaches the
+  validity logit which warp holes the target fills. Colour, both kinds: optional LPIPS-VGG on one random frame per clip
   (:mod:`.perceptual`; the metric is LPIPS-Alex, so training never optimises the score it is judged by).
 
 Inputs are network tensors: colour (B, 3, T, H, W) in [-1, 1]; depth (B, 1, T, H, W) normalised with its
