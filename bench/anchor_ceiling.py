@@ -14,8 +14,11 @@ it prints per horizon, at the sensor resolution (160x120 here):
     python bench/anchor_ceiling.py --ae direct=syncvp_core/assets/default/syncvp_tiny.safetensors \\
         --ae anchored=runs/anchored_tiny [--ae NAME=RUN_DIR_OR_BUNDLE ...] [--markdown docs/x.md]
 
-A model is a bundle (``.safetensors`` with both autoencoders) or a training run directory holding
-``ae_rgb/ema.safetensors`` and ``ae_depth/ema.safetensors`` (the denoiser is irrelevant to a ceiling).
+A model is a bundle (``.safetensors`` with both autoencoders), a training run directory holding
+``ae_rgb/ema.safetensors`` and ``ae_depth/ema.safetensors`` (the denoiser is irrelevant to a ceiling), or
+``RGB_RUN,DEPTH_RUN`` to combine the colour autoencoder of one run with the depth one of another.
+``--depth-repr`` prints how each depth representation uses [-1, 1] on the real and simulated depth and what
+relative depth error one fixed step of the representation costs at the median depth.
 ``--latent-stats RUN_DIR`` instead prints each modality's latent second moment on training clips and the
 ``autoencoder.latent_scale`` that makes it 1 (issue #11 item 3).
 """
@@ -47,16 +50,20 @@ METRICS = ("lpips", "psnr", "absrel", "delta1")
 
 
 def load_model(spec: str) -> Predictor:
-    path = Path(spec)
-    if path.is_file():
-        return Predictor.from_checkpoint(path)
-    parts = {m: path / f"ae_{m}" / "ema.safetensors" for m in ("rgb", "depth")}
-    tensors, meta = load_checkpoint(parts["rgb"])
-    model = SyncVPModel(config_from_meta(meta, parts["rgb"]))
+    """A bundle file, a run directory, or ``RGB_RUN,DEPTH_RUN`` (an ablation that changes one modality;
+    the model config, which holds the depth representation, comes from the depth run)."""
+    if Path(spec).is_file():
+        return Predictor.from_checkpoint(spec)
+    runs = spec.split(",")
+    parts = {m: Path(runs[min(i, len(runs) - 1)]) / f"ae_{m}" / "ema.safetensors" for i, m in enumerate(("rgb", "depth"))}
+    _, meta = load_checkpoint(parts["depth"])
+    model = SyncVPModel(config_from_meta(meta, parts["depth"]))
+    steps = {}
     for m, p in parts.items():
-        t, _ = load_checkpoint(p)
+        t, meta_m = load_checkpoint(p)
         load_into(model.autoencoder(m), t, p, prefix=f"ae_{m}.")
-    return Predictor(model, meta={"ae_run": str(path), "ae_step": meta.get("step")})
+        steps[m] = meta_m.get("step")
+    return Predictor(model, meta={"ae_runs": {m: str(p) for m, p in parts.items()}, "ae_steps": steps})
 
 
 def real_windows(folder: Path, context: int, horizon: int, rate: float, step: int):
@@ -181,6 +188,34 @@ def latent_stats(run: Path, config: str) -> dict:
     return out
 
 
+def depth_representations(step: float = 0.02) -> str:
+    """Markdown: per data group and representation, the share of [-1, 1] between the 1st and 99th depth
+    percentile and the relative depth error of a ``step`` error in the representation at the median."""
+    from syncvp_core import depth as depth_norm
+    from syncvp_core.config import DepthConfig
+
+    groups = {}
+    for src in REAL:
+        seq = read_folder(src, resolution=None, show_progress=False)
+        groups.setdefault("real (TUM + ICL-NUIM)", []).append(seq.depth[::10].ravel())
+    for src in SIM:
+        groups.setdefault("simulator street", []).extend(d.ravel() for _, d in bag_windows(src, 0, 1, 10))
+    lines = [f"| data | representation (0.2-20 m) | share of [-1, 1] used (p1-p99) | relative error of a {step} "
+             "step at the median depth |", "|---|---|---|---|"]
+    for name, parts in groups.items():
+        d = np.concatenate(parts)
+        d = d[np.isfinite(d) & (d > 0)]
+        p1, p50, p99 = np.percentile(d, [1, 50, 99])
+        for rep in ("inverse", "linear", "log"):
+            cfg = DepthConfig(0.2, 20.0, rep)
+            x = depth_norm.normalize(torch.tensor([p1, p50, p99], dtype=torch.float64), cfg)[0]
+            moved = depth_norm.denormalize(x[1:2] - step, cfg)
+            err = abs(float(moved[0]) / p50 - 1.0)
+            lines.append(f"| {name} ({p1:.2f}-{p99:.2f} m, median {p50:.2f}) | {rep} | "
+                         f"{float(x[2] - x[0]).__abs__() / 2:.0%} | {err:.1%} |")
+    return "\n".join(lines)
+
+
 def main(argv=None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--ae", action="append", default=[], metavar="NAME=PATH")
@@ -190,9 +225,13 @@ def main(argv=None) -> None:
     ap.add_argument("--markdown", default=None)
     ap.add_argument("--latent-stats", default=None, metavar="RUN_DIR")
     ap.add_argument("--config", default="anchored_tiny", help="train config for --latent-stats")
+    ap.add_argument("--depth-repr", action="store_true")
     ap.add_argument("--threads", type=int, default=1)
     a = ap.parse_args(argv)
     torch.set_num_threads(a.threads)
+    if a.depth_repr:
+        print(depth_representations())
+        return
     if a.latent_stats:
         print(json.dumps(latent_stats(Path(a.latent_stats), a.config), indent=2))
         return
