@@ -18,7 +18,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from ..evaluation.weights import ShippedWeights, load_converted
+from ..pretrained import ShippedWeights, load_converted
 
 LPIPS_VGG = ShippedWeights(
     name="lpips_vgg16_v0.1",
