@@ -60,6 +60,9 @@ class AEConfig(OptimConfig):
     # Anchored decoder: fraction of clips trained with the empty anchor (no observation of this modality),
     # so that a forecast can still be decoded when this sensor is silent.
     anchor_dropout: float = 0.1
+    # Anchored decoder: weight of an L1 (in model pixels) between the flow head and OpenCV DIS flow from each
+    # frame to the anchor (training/flow_teacher.py); 0 = photometric loss only.
+    flow_teacher_weight: float = 0.0
     # Fraction of micro-steps trained on context-length clips (the same AE encodes 2- and 8-frame clips).
     context_clip_fraction: float = 0.25
     # Start from these autoencoder weights ("{modality}" is replaced by rgb/depth); "" = random init.

@@ -36,6 +36,7 @@ from .ae_objective import (
 from .config import AEConfig, JointConfig, SingleConfig
 from .data import ClipIndex, to_model_tensors
 from .dist import DistInfo
+from .flow_teacher import flow_teacher_loss, teacher_flow
 from .loop import Task, shard
 from .perceptual import PerceptualLoss
 
@@ -112,6 +113,14 @@ def ae_task(cfg: ModelConfig, acfg: AEConfig, modality: str, clips: ClipIndex, h
             fields = model(net[:, :, score], anchor)
             y, warp_valid = anchored_outputs(fields, anchor, modality)
             total = acfg.recon_weight * (rec := multiscale_recon_loss(y, target, tmask, acfg.recon_loss))
+            if acfg.flow_teacher_weight > 0:
+                r = x_r.to(device)
+                teacher = teacher_flow(r[:, :, score], r[:, :, anchor_index[0]])
+                # A clip whose anchor was dropped has nothing to warp: no flow target.
+                keep = (~anchor_index[1]).to(device).view(-1, 1, 1, 1, 1).float()
+                ft = flow_teacher_loss(fields * keep, teacher * keep)
+                total = total + acfg.flow_teacher_weight * ft
+                parts["flow"] = float(ft.detach())
             if warp_valid is not None:
                 holes = hole_validity_loss(fields, warp_valid, tmask)
                 total = total + acfg.hole_weight * holes
