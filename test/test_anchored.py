@@ -250,3 +250,26 @@ def test_anchored_graphs_export_and_match_torch_through_onnxruntime(tmp_path):
         out = ort_pred.predict(r, d, horizon=2 * pred.chunk_frames, steps=3, seed=5)
         assert np.abs(out.rgb.astype(int) - ref.rgb.astype(int)).max() <= 1
         np.testing.assert_allclose(out.depth, ref.depth, rtol=1e-3, atol=1e-3)
+
+
+def test_a_dropped_modality_is_trained_towards_its_unanchored_target():
+    from syncvp_core.diffusion.losses import joint_loss
+
+    cfg = micro_config()
+    sched = NoiseSchedule(cfg.diffusion)
+    z = Triplane.zeros(2, 4, 4, 8, 8).map(lambda p: p + 0.5)
+    free = Triplane.zeros(2, 4, 4, 8, 8).map(lambda p: p - 0.5)
+
+    def echo(x_r, x_d, *_):  # predicts the noisy input: the loss then depends on the target used
+        return x_r, x_d
+
+    def losses(modes, unanchored):
+        _, parts = joint_loss(echo, sched, cfg.diffusion, z, z, z, z, torch.Generator().manual_seed(0),
+                              modes=torch.tensor(modes), unanchored=unanchored)
+        return float(parts["loss_rgb"]), float(parts["loss_depth"])
+
+    full, rgb_only = [0, 0], [1, 1]  # guidance mode indices: 0 full, 1 rgb_only
+    assert losses(full, (free, free)) == losses(full, None)
+    r, d = losses(rgb_only, (free, free))
+    r0, d0 = losses(rgb_only, None)
+    assert r == r0 and d != d0  # only the depth target (whose context is dropped) changed

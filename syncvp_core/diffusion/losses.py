@@ -67,27 +67,38 @@ def _timesteps(schedule: NoiseSchedule, local: int, generator, share, device) ->
 
 def joint_loss(denoiser, schedule: NoiseSchedule, cfg: DiffusionConfig, z_r: Triplane, z_d: Triplane,
                ctx_r: Triplane, ctx_d: Triplane, generator: torch.Generator | None = None,
-               modes: Tensor | None = None, share: BatchShare | None = None) -> tuple[Tensor, dict[str, Tensor]]:
-    """The joint objective; ``modes`` (local, (B,)) overrides the drawn guidance modes (tests)."""
+               modes: Tensor | None = None, share: BatchShare | None = None,
+               unanchored: tuple[Triplane, Triplane] | None = None) -> tuple[Tensor, dict[str, Tensor]]:
+    """The joint objective; ``modes`` (local, (B,)) overrides the drawn guidance modes (tests).
+
+    ``unanchored`` (anchored autoencoders): the targets encoded against the empty anchor. A modality whose
+    context is dropped has no anchor at inference either, so its target is then the unanchored one."""
     dev = z_r.xy.device
     t = _timesteps(schedule, z_r.batch, generator, share, dev)
     if modes is None:
         modes = share_of(sample_modes(_global(z_r.batch, share), cfg.guidance_probs, generator), share).to(dev)
+    present = presence(modes)
+    if unanchored is not None:
+        z_r = z_r.where(present[:, 0] > 0, unanchored[0])
+        z_d = z_d.where(present[:, 1] > 0, unanchored[1])
     eps_r, eps_d = draw_noise(z_r, z_d, cfg.shared_noise, generator, share)
     x_r, x_d = schedule.q_sample(z_r, t, eps_r), schedule.q_sample(z_d, t, eps_d)
-    pred_r, pred_d = denoiser(x_r, x_d, t, ctx_r, ctx_d, presence(modes))
+    pred_r, pred_d = denoiser(x_r, x_d, t, ctx_r, ctx_d, present)
     loss_r, loss_d = triplane_mse(pred_r, eps_r), triplane_mse(pred_d, eps_d)
     return loss_r + loss_d, {"loss_rgb": loss_r.detach(), "loss_depth": loss_d.detach(), "modes": modes}
 
 
 def single_loss(branch, schedule: NoiseSchedule, z: Triplane, ctx: Triplane, own_index: int,
                 cond_drop: float = 0.0, generator: torch.Generator | None = None,
-                share: BatchShare | None = None) -> Tensor:
+                share: BatchShare | None = None, unanchored: Triplane | None = None) -> Tensor:
     """One branch alone. ``own_index`` is 0 for RGB, 1 for depth (its presence flag); the other flag is
-    always 0 here. With probability ``cond_drop`` a clip's context is dropped (zeroed, flag 0)."""
+    always 0 here. With probability ``cond_drop`` a clip's context is dropped (zeroed, flag 0), and its
+    target is then ``unanchored`` when given (see :func:`joint_loss`)."""
     dev = z.xy.device
     t = _timesteps(schedule, z.batch, generator, share, dev)
     keep = share_of((torch.rand(_global(z.batch, share), generator=generator) >= cond_drop).float(), share).to(dev)
+    if unanchored is not None:
+        z = z.where(keep > 0, unanchored)
     present = torch.zeros(z.batch, 2, device=dev)
     present[:, own_index] = keep
     ctx = ctx * keep.reshape(-1, 1, 1, 1)

@@ -22,6 +22,7 @@ from ..checkpoint import CheckpointError, load_checkpoint, load_into, save_check
 from ..config import ModelConfig
 from ..diffusion.losses import joint_loss, single_loss
 from ..diffusion.schedule import NoiseSchedule
+from ..models.anchored import empty_anchor
 from ..models.syncvp import SyncVPDenoiser, SyncVPModel, make_autoencoder
 from ..models.unet import BranchUNet
 from ..triplane import Triplane
@@ -175,8 +176,11 @@ def cache_latents(cfg: ModelConfig, ae_rgb_path: Path, ae_depth_path: Path, clip
         with torch.no_grad():
             for mod, x in (("rgb", x_r), ("depth", x_d)):
                 x, anchor = encoder_inputs(cfg, mod, x.to(device), valid.to(device))
-                for role, sl in (("ctx", slice(0, c)), ("tgt", slice(c, None))):
-                    z = model.autoencoder(mod).encode(x[:, :, sl], anchor)
+                roles = [("ctx", slice(0, c), anchor), ("tgt", slice(c, None), anchor)]
+                if anchor is not None:  # the target as decoded when this sensor is silent (no anchor)
+                    roles.append(("free", slice(c, None), empty_anchor(anchor)))
+                for role, sl, a in roles:
+                    z = model.autoencoder(mod).encode(x[:, :, sl], a)
                     for name, p in zip(PLANES, z.planes()):
                         acc.setdefault(f"{mod}.{role}.{name}", []).append(p.cpu())
     tensors = {k: torch.cat(v) for k, v in acc.items()}
@@ -204,6 +208,10 @@ class Latents:
         self.meta = meta
         self.path = path
 
+    def has(self, role: str) -> bool:
+        """Whether the cache holds latents of this role ("free": anchored targets against the empty anchor)."""
+        return f"rgb.{role}.xy" in self.t
+
     def get(self, mod: str, role: str, idx: np.ndarray) -> Triplane:
         i = torch.as_tensor(idx, device=self.t[f"{mod}.{role}.xy"].device)
         return Triplane(*(self.t[f"{mod}.{role}.{p}"][i] for p in PLANES))
@@ -220,7 +228,8 @@ def single_task(cfg: ModelConfig, scfg: SingleConfig, modality: str, lat: Latent
 
     def loss(model, idx: np.ndarray, gen: torch.Generator, info: DistInfo):
         z, ctx = lat.get(modality, "tgt", idx), lat.get(modality, "ctx", idx)
-        return single_loss(model, schedule, z, ctx, own, scfg.cond_drop, gen, share=info), {}
+        free = lat.get(modality, "free", idx) if lat.has("free") else None
+        return single_loss(model, schedule, z, ctx, own, scfg.cond_drop, gen, share=info, unanchored=free), {}
 
     return Task(f"single_{modality}", module, lat.n, loss, f"denoiser.{modality}.", {"modality": modality})
 
@@ -265,9 +274,10 @@ def joint_task(cfg: ModelConfig, jcfg: JointConfig, lat: Latents, run_dir: Path,
     schedule = NoiseSchedule(cfg.diffusion)
 
     def loss(model, idx: np.ndarray, gen: torch.Generator, info: DistInfo):
+        free = (lat.get("rgb", "free", idx), lat.get("depth", "free", idx)) if lat.has("free") else None
         total, parts = joint_loss(model, schedule, cfg.diffusion, lat.get("rgb", "tgt", idx),
                                   lat.get("depth", "tgt", idx), lat.get("rgb", "ctx", idx),
-                                  lat.get("depth", "ctx", idx), gen, share=info)
+                                  lat.get("depth", "ctx", idx), gen, share=info, unanchored=free)
         return total, {"loss_rgb": float(parts["loss_rgb"]), "loss_depth": float(parts["loss_depth"])}
 
     sample = None
