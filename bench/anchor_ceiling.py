@@ -55,7 +55,8 @@ def load_model(spec: str) -> Predictor:
     if Path(spec).is_file():
         return Predictor.from_checkpoint(spec)
     runs = spec.split(",")
-    parts = {m: Path(runs[min(i, len(runs) - 1)]) / f"ae_{m}" / "ema.safetensors" for i, m in enumerate(("rgb", "depth"))}
+    parts = {m: Path(runs[min(i, len(runs) - 1)]) / f"ae_{m}" / "ema.safetensors"
+             for i, m in enumerate(("rgb", "depth"))}
     _, meta = load_checkpoint(parts["depth"])
     model = SyncVPModel(config_from_meta(meta, parts["depth"]))
     steps = {}

@@ -79,3 +79,8 @@ class Triplane:
             torch.zeros(batch, channels, t, w, **z),
             torch.zeros(batch, channels, t, h, **z),
         )
+
+    def where(self, cond: Tensor, other: Triplane) -> Triplane:
+        """Per-sample select: ``cond`` is (B,) bool; True takes self, False takes other."""
+        c = cond.reshape(-1, 1, 1, 1)
+        return self.zip(other, lambda a, b: torch.where(c, a, b))
