@@ -28,7 +28,8 @@ def _start_up_overrides(node: PredictorNode) -> list[str]:
 def _sigterm_like_sigint() -> None:
     """SIGTERM raises KeyboardInterrupt in the main thread, as SIGINT does, so it interrupts a warm-up in
     progress too. Installed before ``rclpy.init``: rclpy's own handler shuts the context down (waking the
-    executor) and then calls this one. A second signal during the clean-up is ignored."""
+    executor) and then calls this one. A second signal during the clean-up is ignored: Ctrl-C on
+    ``ros2 launch`` delivers SIGINT twice (from the terminal, then forwarded by launch)."""
     fired = []
 
     def handler(signum: int, frame: Any) -> None:
@@ -37,6 +38,7 @@ def _sigterm_like_sigint() -> None:
             raise KeyboardInterrupt
 
     signal.signal(signal.SIGTERM, handler)
+    signal.signal(signal.SIGINT, handler)
 
 
 def _init_rclpy(args: list[str] | None) -> str | None:
