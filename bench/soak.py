@@ -241,14 +241,21 @@ def summarise(rows: list[dict], warmup_s: float) -> int:
     if len(steady) < 2:
         print("too short for a summary (need two samples after warm-up)")
         return 1
-    first, last = steady[0], steady[-1]
-    growth = (last["rss_mb"] - first["rss_mb"]) / first["rss_mb"] * 100
+    first = steady[0]
     t = np.array([r["t"] for r in steady])
+    rss = np.array([r["rss_mb"] for r in steady])
     rate = np.array([r["rate"] for r in steady])
+    # RSS moves by a few % between samples (allocator, inference buffers): compare the medians of the first
+    # and last quarter, and fit a line, rather than two single samples.
+    q = max(len(rss) // 4, 1)
+    growth = (np.median(rss[-q:]) - np.median(rss[:q])) / np.median(rss[:q]) * 100
+    rss_slope = float(np.polyfit(t / 60, rss, 1)[0]) if len(steady) >= 3 else float("nan")
     slope = float(np.polyfit(t / 60, rate, 1)[0]) if len(steady) >= 3 else float("nan")
     half = len(rate) // 2
     print(f"\nrun {rows[-1]['t'] / 60:.1f} min, {len(rows)} samples; steady state from {first['t']:.0f} s")
-    print(f"RSS {first['rss_mb']:.1f} -> {last['rss_mb']:.1f} MB: growth {growth:+.2f} % (target < 2 %)")
+    print(f"RSS median first quarter {np.median(rss[:q]):.1f} MB, last quarter {np.median(rss[-q:]):.1f} MB: "
+          f"growth {growth:+.2f} % (target < 2 %); fit {rss_slope:+.3f} MB/min; range {rss.min():.1f}.."
+          f"{rss.max():.1f} MB")
     print(f"threads {min(r['threads'] for r in steady)}..{max(r['threads'] for r in steady)}, "
           f"fds {min(r['fds'] for r in steady)}..{max(r['fds'] for r in steady)}")
     print(f"prediction rate: mean {rate.mean():.2f}/s, first half {rate[:half].mean():.2f}, second half "

@@ -246,8 +246,11 @@ class Monitor:
         self.lazy_skips = 0
         self.qos_incompatible = 0
 
-    def frame_received(self, modality: str, stamp_ns: int, mono_s: float) -> None:
+    def frame_received(self, modality: str, mono_s: float) -> None:
         self.rates[modality].tick(mono_s)
+
+    def frame_usable(self, modality: str, stamp_ns: int) -> None:
+        """Only decodable frames tell the sensor's rate: a malformed one may carry any stamp."""
         self.input_rates[modality].frame(stamp_ns)
 
     def published(self, mono_s: float, inference_s: float, age_s: float) -> None:

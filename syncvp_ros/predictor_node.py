@@ -375,11 +375,12 @@ class PredictorNode(LifecycleNode):
             return
         now = self._now_s()
         stamp = ros_io.stamp_ns(msg.header)
-        self.monitor.frame_received(which, stamp, time.monotonic())
+        self.monitor.frame_received(which, time.monotonic())
         image = self._decode(which, msg, now)
         self._update_mode()
         if image is None:
             return
+        self.monitor.frame_usable(which, stamp)
         if which == "color" or not self._frame_id:
             self._frame_id = msg.header.frame_id or self._frame_id
         if not self.modes.force_excludes(which):
