@@ -112,34 +112,3 @@ def test_mismatched_depth_size_falls_back_to_rgb_only(harness):
     assert int(kv["bad input: size_mismatch"]) > 0
     on[0] = False
     assert h.wait_until(lambda: predictions(h)[-1]["used_mode"] == "full", 10)
-
-
-def test_rate_far_below_the_sensor_rate_is_warned_once():
-    # 13.6: the sensor stamps frames 100 ms apart but only every 8th arrives (transport losses).
-    w = health.RateWatch()
-    for i in range(40):
-        w.frame(i * P)
-    assert w.sensor_hz() == pytest.approx(10.0)
-    assert w.check(10.0, "input /c") is None  # normal
-    w = health.RateWatch()
-    stamps = [i * P for i in range(200) if i % 8 in (0, 1)]  # pairs of consecutive frames survive
-    for s in stamps:
-        w.frame(s)
-    line = w.check(2.5, "input /c")
-    assert line is not None and "2.5 Hz" in line and "10.0 Hz" in line and "shared-memory" in line
-    assert w.check(2.4, "input /c") is None  # once per change
-    assert w.check(4.0, "input /c") is None  # not back yet: no flapping around the limit
-    assert "again" in w.check(9.0, "input /c")
-
-
-def test_rate_watch_ignores_odd_stamps_and_bursts():
-    w = health.RateWatch()
-    stamp = 0
-    for i in range(30):
-        stamp += P
-        w.frame(stamp)
-        if i % 10 == 0:  # a burst of late and duplicated stamps
-            for k in range(20):
-                w.frame(stamp - k * 7 * MS)
-            w.frame(stamp)
-    assert w.sensor_hz() == pytest.approx(10.0)
