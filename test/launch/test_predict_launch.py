@@ -41,7 +41,7 @@ PARAMS = HERE / "params.yaml"
 S = 1_000_000_000
 # camera namespace -> demo bag it sees; the node in "front" also gets a backend override.
 CAMERAS = {"front": "sim_street", "rear": "tum_fr1_xyz"}
-OVERRIDES = {"front": {"checkpoint": "random:tiny", "backend": "torch"}, "rear": {"checkpoint": "random:tiny"}}
+OVERRIDES = {"front": {"checkpoint": "random:tiny", "backend": "auto"}, "rear": {"checkpoint": "random:tiny"}}
 INPUTS = {"color_topic": "color/image_raw", "depth_topic": "aligned_depth_to_color/image_raw",
           "color_info_topic": "color/camera_info", "depth_info_topic": "aligned_depth_to_color/camera_info"}
 BAG_TOPICS = {"color_topic": "/camera/color/image_raw",
