@@ -157,7 +157,7 @@ def evaluate(models: dict[str, Predictor], window_step: int, lpips: bool) -> tup
     return table, counts
 
 
-def latent_stats(run: Path, config: str) -> dict:
+def latent_stats(run: Path, config: str, overrides: list[str] | None = None) -> dict:
     """Second moment of each modality's latents over training clips and the scale that makes it 1."""
     from syncvp_core.training.config import load_train_config
     from syncvp_core.training.data import ClipIndex, load_sequences, to_model_tensors
@@ -165,7 +165,7 @@ def latent_stats(run: Path, config: str) -> dict:
 
     p = load_model(str(run))
     cfg = p.config
-    tcfg = load_train_config(config)
+    tcfg = load_train_config(config, overrides)
     seqs = load_sequences(tcfg.data.folders, cfg, show_progress=False, datasets=tcfg.data.datasets)
     clips = ClipIndex(seqs, cfg.context_frames + cfg.chunk_frames, cfg.frame_rate_hz, tcfg.data.holdout_fraction,
                       start_step=1)
@@ -226,6 +226,8 @@ def main(argv=None) -> None:
     ap.add_argument("--markdown", default=None)
     ap.add_argument("--latent-stats", default=None, metavar="RUN_DIR")
     ap.add_argument("--config", default="anchored_tiny", help="train config for --latent-stats")
+    ap.add_argument("--override", action="append", default=[], metavar="KEY=VALUE",
+                    help="train config override for --latent-stats (e.g. data.datasets=[...])")
     ap.add_argument("--depth-repr", action="store_true")
     ap.add_argument("--threads", type=int, default=1)
     a = ap.parse_args(argv)
@@ -234,7 +236,7 @@ def main(argv=None) -> None:
         print(depth_representations())
         return
     if a.latent_stats:
-        print(json.dumps(latent_stats(Path(a.latent_stats), a.config), indent=2))
+        print(json.dumps(latent_stats(Path(a.latent_stats), a.config, a.override), indent=2))
         return
     models = {}
     for item in a.ae:
