@@ -37,8 +37,8 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from syncvp_core.checkpoint import config_from_meta, load_checkpoint, load_into  # noqa: E402
-from syncvp_core.evaluation import metrics as M  # noqa: E402
 from syncvp_core.evaluation.baselines import ConstantVelocity  # noqa: E402
+from syncvp_core.evaluation.heldout import Accumulator, score, windows  # noqa: E402
 from syncvp_core.models.syncvp import SyncVPModel  # noqa: E402
 from syncvp_core.predictor import Predictor  # noqa: E402
 from syncvp_core.training.data import read_folder, split_point, stride_for  # noqa: E402
@@ -70,10 +70,7 @@ def load_model(spec: str) -> Predictor:
 def real_windows(folder: Path, context: int, horizon: int, rate: float, step: int):
     seq = read_folder(folder, resolution=None, show_progress=False)
     stride = stride_for(seq.rate_hz, rate)
-    first = split_point(len(seq), 0.2)
-    span = (context + horizon - 1) * stride + 1
-    for s in range(first, len(seq) - span + 1, step):
-        idx = s + stride * np.arange(context + horizon)
+    for idx in windows(len(seq), split_point(len(seq), 0.2), stride, context + horizon, step):
         yield seq.rgb[idx], seq.depth[idx]
 
 
@@ -88,44 +85,23 @@ def bag_windows(bag: Path, context: int, horizon: int, step: int):
         yield rgb[s : s + n], dep[s : s + n]
 
 
-class Table:
-    def __init__(self, horizon: int):
-        self.h = horizon
-        self.stats: dict[tuple[str, str, str], M.HorizonStats] = {}
-
-    def add(self, group: str, method: str, pr, pd, gr, gd, lp) -> None:
-        def put(name, values):
-            self.stats.setdefault((group, method, name), M.HorizonStats(self.h)).add(values)
-
-        if pr is not None:
-            put("psnr", M.psnr(pr, gr))
-            if lp is not None:
-                put("lpips", lp.compare(pr, gr))
-        if pd is not None:
-            e = M.depth_errors(pd, gd)
-            put("absrel", e["absrel"])
-            put("delta1", e["delta1"])
-
-    def summary(self) -> dict:
-        return {"/".join(k): v.summary() for k, v in sorted(self.stats.items())}
-
-    def markdown(self, group: str, methods: list[str]) -> str:
-        lines = [f"**{group}** (mean over windows; t+k = k x 100 ms)", "",
-                 "| method | metric | " + " | ".join(f"t+{i + 1}" for i in range(self.h)) + " | mean |",
-                 "|---|---|" + "---|" * (self.h + 1)]
-        for name in METRICS:
-            for method in methods:
-                st = self.stats.get((group, method, name))
-                if st is None:
-                    continue
-                s = st.summary()
-                fmt = (lambda v: f"{v:.2f}") if name == "psnr" else (lambda v: f"{v:.3f}")
-                vals = " | ".join("n/a" if v is None else fmt(v) for v in s["mean"])
-                lines.append(f"| {method} | {name} | {vals} | {fmt(s['mean_over_horizon'])} |")
-        return "\n".join(lines)
+def markdown(acc: Accumulator, group: str, methods: list[str]) -> str:
+    lines = [f"**{group}** (mean over windows; t+k = k x 100 ms)", "",
+             "| method | metric | " + " | ".join(f"t+{i + 1}" for i in range(acc.h)) + " | mean |",
+             "|---|---|" + "---|" * (acc.h + 1)]
+    for name in METRICS:
+        for method in methods:
+            st = acc.stats.get(f"{group}/{method}/{name}")
+            if st is None:
+                continue
+            s = st.summary()
+            fmt = (lambda v: f"{v:.2f}") if name == "psnr" else (lambda v: f"{v:.3f}")
+            vals = " | ".join("n/a" if v is None else fmt(v) for v in s["mean"])
+            lines.append(f"| {method} | {name} | {vals} | {fmt(s['mean_over_horizon'])} |")
+    return "\n".join(lines)
 
 
-def evaluate(models: dict[str, Predictor], window_step: int, lpips: bool) -> tuple[Table, dict]:
+def evaluate(models: dict[str, Predictor], window_step: int, lpips: bool) -> tuple[Accumulator, dict]:
     any_p = next(iter(models.values()))
     c, k, rate = any_p.context_frames, any_p.chunk_frames, any_p.frame_rate_hz
     lp = None
@@ -133,28 +109,30 @@ def evaluate(models: dict[str, Predictor], window_step: int, lpips: bool) -> tup
         from syncvp_core.evaluation.lpips import LPIPS
 
         lp = LPIPS.pretrained()
-    table = Table(k)
+    acc = Accumulator(k)
     counts = {}
     groups = [("real held-out tails", lambda f: real_windows(f, c, k, rate, window_step), REAL),
               ("simulator", lambda f: bag_windows(f, c, k, max(1, window_step // 3)), SIM)]
     cv = ConstantVelocity(c)
-    for group, windows, sources in groups:
+    for group, source_windows, sources in groups:
         for src in sources:
             if not src.exists():
                 print(f"skipping {src}: not found", file=sys.stderr)
                 continue
             n = 0
-            for rgb, dep in windows(src):
+            for rgb, dep in source_windows(src):
                 n += 1
                 cr, cd, fr, fd = rgb[:c], dep[:c], rgb[c:], dep[c:]
-                table.add(group, "copy_last", np.repeat(cr[-1:], k, 0), np.repeat(cd[-1:], k, 0), fr, fd, lp)
+                truth = (fr[None], fd[None])
+                score(acc, f"{group}/copy_last", np.repeat(cr[-1:], k, 0)[None], np.repeat(cd[-1:], k, 0)[None],
+                      *truth, lp)
                 f = cv.predict(cr, cd, k)
-                table.add(group, "const_velocity", f.rgb, f.depth, fr, fd, lp)
+                score(acc, f"{group}/const_velocity", f.rgb[None], f.depth[None], *truth, lp)
                 for name, p in models.items():
                     r, d = p.autoencode(cr[None], cd[None], fr[None], fd[None])
-                    table.add(group, f"ceiling:{name}", r[0], d[0], fr, fd, lp)
+                    score(acc, f"{group}/ceiling:{name}", r, d, *truth, lp)
             counts[str(src.name)] = n
-    return table, counts
+    return acc, counts
 
 
 def latent_stats(run: Path, config: str, overrides: list[str] | None = None) -> dict:
@@ -243,16 +221,16 @@ def main(argv=None) -> None:
         name, _, path = item.partition("=")
         models[name] = load_model(path)
     t0 = time.time()
-    table, counts = evaluate(models, a.window_step, not a.no_lpips)
+    acc, counts = evaluate(models, a.window_step, not a.no_lpips)
     methods = ["copy_last", "const_velocity"] + [f"ceiling:{n}" for n in models]
-    text = "\n\n".join(table.markdown(g, methods) for g in ("real held-out tails", "simulator"))
+    text = "\n\n".join(markdown(acc, g, methods) for g in ("real held-out tails", "simulator"))
     text += f"\n\nwindows: {counts}; {time.time() - t0:.0f} s\n"
     print(text)
     if a.markdown:
         Path(a.markdown).write_text(text)
     if a.json:
         Path(a.json).write_text(json.dumps({"windows": counts, "models": {n: p.meta for n, p in models.items()},
-                                            "metrics": table.summary()}, indent=2, default=str))
+                                            "metrics": acc.summary()}, indent=2, default=str))
 
 
 if __name__ == "__main__":

@@ -88,17 +88,29 @@ def upsample(x: Tensor, size: tuple[int, int]) -> Tensor:
     return F.interpolate(x, size=size, mode="bilinear", align_corners=False)
 
 
+def _frame_fields(fields: Tensor, size: tuple[int, int], channels: int) -> tuple[Tensor, Tensor, Tensor]:
+    """fields (B, K, T, h, w) -> (per-frame fields (B*T, K, h, w), flow and masked residual of ``channels``
+    channels, both upsampled to ``size``)."""
+    b, k, t, h, w = fields.shape
+    f = fields.permute(0, 2, 1, 3, 4).reshape(b * t, k, h, w)
+    flow = upsample(f[:, FLOW], size)
+    delta = upsample(torch.sigmoid(f[:, MASK]) * f[:, 3 : 3 + channels], size)
+    return f, flow, delta
+
+
+def _clips(frames: Tensor, b: int, t: int) -> Tensor:
+    """(B*T, C, H, W) -> (B, C, T, H, W)."""
+    return frames.reshape(b, t, *frames.shape[1:]).permute(0, 2, 1, 3, 4)
+
+
 def compose_rgb(anchor: Tensor, fields: Tensor) -> Tensor:
     """anchor (B, 3, H, W) in [-1, 1] at any resolution; fields (B, K, T, h, w) from the decoder ->
     frames (B, 3, T, H, W) clamped to [-1, 1]."""
-    b, k, t, h, w = fields.shape
+    b, t = fields.shape[0], fields.shape[2]
     size = tuple(anchor.shape[-2:])
-    f = fields.permute(0, 2, 1, 3, 4).reshape(b * t, k, h, w)
-    flow = upsample(f[:, FLOW], size)
-    delta = upsample(torch.sigmoid(f[:, MASK]) * f[:, 3:6], size)
-    a = anchor.repeat_interleave(t, dim=0)
-    out = (warp_bilinear(a, flow) + delta).clamp(-1.0, 1.0)
-    return out.reshape(b, t, 3, *size).permute(0, 2, 1, 3, 4)
+    f, flow, delta = _frame_fields(fields, size, 3)
+    out = (warp_bilinear(anchor.repeat_interleave(t, dim=0), flow) + delta).clamp(-1.0, 1.0)
+    return _clips(out, b, t)
 
 
 def compose_depth(anchor: Tensor, anchor_valid: Tensor, fields: Tensor, soft: bool = False
@@ -109,18 +121,13 @@ def compose_depth(anchor: Tensor, anchor_valid: Tensor, fields: Tensor, soft: bo
 
     ``soft`` (training): holes always take the fill value and validity is not thresholded, so every
     output pixel carries a gradient; the validity logit is trained separately."""
-    b, k, t, h, w = fields.shape
+    b, t = fields.shape[0], fields.shape[2]
     size = tuple(anchor.shape[-2:])
-    f = fields.permute(0, 2, 1, 3, 4).reshape(b * t, k, h, w)
-    flow = upsample(f[:, FLOW], size)
-    delta = upsample(torch.sigmoid(f[:, MASK]) * f[:, 3:4], size)
+    f, flow, delta = _frame_fields(fields, size, 1)
     fill = upsample(torch.tanh(f[:, 4:5]), size)  # absolute depth for holes, within the trained range
-    a = anchor.repeat_interleave(t, dim=0)
-    av = anchor_valid.repeat_interleave(t, dim=0)
-    warped, ok = warp_nearest(a, av, flow)
+    warped, ok = warp_nearest(anchor.repeat_interleave(t, dim=0), anchor_valid.repeat_interleave(t, dim=0), flow)
     # Warped values are not clipped: in log depth an anchor beyond the range stays where it was.
     value = torch.where(ok, warped + delta, fill)
     valid = ok if soft else ok | (upsample(f[:, 5:6], size) > 0)
-    return (value.reshape(b, t, 1, *size).permute(0, 2, 1, 3, 4),
-            valid.reshape(b, t, 1, *size).permute(0, 2, 1, 3, 4))
+    return _clips(value, b, t), _clips(valid, b, t)
 

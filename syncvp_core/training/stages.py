@@ -11,6 +11,7 @@
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -56,6 +57,25 @@ def ae_clip_length(cfg: ModelConfig) -> int:
     return cfg.chunk_frames
 
 
+@dataclass
+class AEBatch:
+    """One micro-batch of autoencoder clips: colour (B,3,T,H,W) and depth (B,1,T,H,W) in the network range,
+    the depth validity mask, the frames that are scored, and the frame of each clip for the perceptual term.
+    Anchored decoder only: the index of the anchor frame in the clip and the clips whose anchor is dropped."""
+
+    x_r: torch.Tensor
+    x_d: torch.Tensor
+    mask: torch.Tensor
+    score: slice
+    frame_idx: torch.Tensor
+    anchor_index: int | None = None
+    drop: torch.Tensor | None = None
+
+    def network(self, modality: str, device: str) -> tuple[torch.Tensor, torch.Tensor]:
+        """(the modality's clip, the validity mask), on ``device``."""
+        return (self.x_r if modality == "rgb" else self.x_d).to(device), self.mask.to(device)
+
+
 def ae_task(cfg: ModelConfig, acfg: AEConfig, modality: str, clips: ClipIndex, hflip: bool,
             device: str) -> Task:
     module = make_autoencoder(cfg, modality)
@@ -74,9 +94,8 @@ def ae_task(cfg: ModelConfig, acfg: AEConfig, modality: str, clips: ClipIndex, h
         lpips = PerceptualLoss.pretrained(device)
     c, k = cfg.context_frames, cfg.chunk_frames
 
-    def batch(idx: np.ndarray, gen: torch.Generator, info: DistInfo):
-        """This rank's clips as network tensors: (x, validity mask, frames to score, (anchor index, clips
-        with a dropped anchor) or None for the direct decoder, frame for the perceptual term)."""
+    def batch(idx: np.ndarray, gen: torch.Generator, info: DistInfo) -> AEBatch:
+        """This rank's clips as network tensors."""
         bg = len(idx) * info.world
         short = bool(torch.rand((), generator=gen) < acfg.context_clip_fraction)
 
@@ -91,34 +110,33 @@ def ae_task(cfg: ModelConfig, acfg: AEConfig, modality: str, clips: ClipIndex, h
             frame_idx = shard(torch.randint(0, score.stop - score.start, (bg,), generator=gen), info)
             drop = shard(torch.rand(bg, generator=gen) < acfg.anchor_dropout, info)
             x_r, x_d, mask = to_model_tensors(np.stack(rgb), np.stack(dep), cfg, flips.numpy())
-            return x_r, x_d, mask, score, (c - 1, drop), frame_idx
+            return AEBatch(x_r, x_d, mask, score, frame_idx, c - 1, drop)
         length = c if short else k
         offsets = shard(torch.randint(0, k - length + 1, (bg,), generator=gen), info)
         flips = draw_flips()
         frame_idx = shard(torch.randint(0, length, (bg,), generator=gen), info)
         rgb, dep = zip(*(clips.frames(int(i), length, int(o)) for i, o in zip(idx, offsets)))
         x_r, x_d, mask = to_model_tensors(np.stack(rgb), np.stack(dep), cfg, flips.numpy())
-        return x_r, x_d, mask, slice(0, length), None, frame_idx
+        return AEBatch(x_r, x_d, mask, slice(0, length), frame_idx)
 
     def loss(model, idx: np.ndarray, gen: torch.Generator, info: DistInfo):
-        x_r, x_d, mask, score, anchor_index, frame_idx = batch(idx, gen, info)
-        x = (x_r if modality == "rgb" else x_d).to(device)
-        mask = mask.to(device)
-        target, tmask = x[:, :, score], (None if modality == "rgb" else mask[:, :, score])
+        bt = batch(idx, gen, info)
+        x, mask = bt.network(modality, device)
+        target, tmask = x[:, :, bt.score], (None if modality == "rgb" else mask[:, :, bt.score])
         parts = {}
-        if anchor_index is None:
+        if bt.anchor_index is None:
             y = model(target)
             total = acfg.recon_weight * (rec := recon_loss(y, target, tmask, acfg.recon_loss))
         else:
-            net, anchor = anchored_inputs(x, mask, anchor_index[0], modality, anchor_index[1])
-            fields = model(net[:, :, score], anchor)
+            net, anchor = anchored_inputs(x, mask, bt.anchor_index, modality, bt.drop)
+            fields = model(net[:, :, bt.score], anchor)
             y, warp_valid = anchored_outputs(fields, anchor, modality)
             total = acfg.recon_weight * (rec := multiscale_recon_loss(y, target, tmask, acfg.recon_loss))
             if acfg.flow_teacher_weight > 0:
-                r = x_r.to(device)
-                teacher = teacher_flow(r[:, :, score], r[:, :, anchor_index[0]])
+                r = bt.x_r.to(device)
+                teacher = teacher_flow(r[:, :, bt.score], r[:, :, bt.anchor_index])
                 # A clip whose anchor was dropped has nothing to warp: no flow target.
-                keep = (~anchor_index[1]).to(device).view(-1, 1, 1, 1, 1).float()
+                keep = (~bt.drop).to(device).view(-1, 1, 1, 1, 1).float()
                 ft = flow_teacher_loss(fields * keep, teacher * keep)
                 total = total + acfg.flow_teacher_weight * ft
                 parts["flow"] = float(ft.detach())
@@ -128,21 +146,20 @@ def ae_task(cfg: ModelConfig, acfg: AEConfig, modality: str, clips: ClipIndex, h
                 parts["holes"] = float(holes.detach())
         parts["recon"] = float(rec.detach())
         if lpips is not None:
-            p = perceptual_term(lpips, y, target, frame_idx)
+            p = perceptual_term(lpips, y, target, bt.frame_idx)
             total = total + acfg.perceptual_weight * p
             parts["perceptual"] = float(p.detach())
         return total, parts
 
     def sample(model, writer, step):
-        gen = torch.Generator().manual_seed(0)
-        x_r, x_d, mask, score, anchor_index, _ = batch(np.array([0]), gen, DistInfo())
-        x = (x_r if modality == "rgb" else x_d).to(device)
-        target = x[:, :, score]
-        if anchor_index is None:
+        bt = batch(np.array([0]), torch.Generator().manual_seed(0), DistInfo())
+        x, mask = bt.network(modality, device)
+        target = x[:, :, bt.score]
+        if bt.anchor_index is None:
             y = model(target)
         else:
-            net, anchor = anchored_inputs(x, mask.to(device), anchor_index[0], modality)
-            y, _ = anchored_outputs(model(net[:, :, score], anchor), anchor, modality)
+            net, anchor = anchored_inputs(x, mask, bt.anchor_index, modality)
+            y, _ = anchored_outputs(model(net[:, :, bt.score], anchor), anchor, modality)
         both = torch.cat([target[0], y[0]], dim=-2)  # (C, T, 2H, W): input above reconstruction
         grid = torch.cat(list(both.permute(1, 0, 2, 3)), dim=-1)
         writer.add_image(f"ae_{modality}/input_vs_recon", ((grid.clamp(-1, 1) + 1) / 2).repeat(
