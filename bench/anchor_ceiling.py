@@ -25,6 +25,7 @@ relative depth error one fixed step of the representation costs at the median de
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import sys
 import time
@@ -47,6 +48,7 @@ REAL = [ROOT.parent / "shared/data/real-rgbd/tum_freiburg1_xyz",
         ROOT.parent / "shared/data/real-rgbd/iclnuim_living_room_traj2"]
 SIM = [ROOT / "data/demo/sim_street"]
 METRICS = ("lpips", "psnr", "absrel", "delta1")
+REAL_GROUP = {"heldout": "real held-out tails", "train": "real training part"}
 
 
 def load_model(spec: str) -> Predictor:
@@ -67,10 +69,36 @@ def load_model(spec: str) -> Predictor:
     return Predictor(model, meta={"ae_runs": {m: str(p) for m, p in parts.items()}, "ae_steps": steps})
 
 
-def real_windows(folder: Path, context: int, horizon: int, rate: float, step: int):
+class ComposedAs:
+    """A predictor whose ceiling is composed with other options of :mod:`syncvp_core.warp` (an ablation of
+    the composition alone: same weights, same latents)."""
+
+    def __init__(self, predictor: Predictor, rgb: dict | None = None, depth: dict | None = None):
+        self.p, self.rgb, self.depth = predictor, rgb or {}, depth or {}
+        self.meta = {**predictor.meta, "compose": {"rgb": self.rgb, "depth": self.depth}}
+
+    def autoencode(self, *args):
+        import syncvp_core.predictor as pred_mod
+
+        saved = pred_mod.compose_rgb, pred_mod.compose_depth
+        pred_mod.compose_rgb = functools.partial(saved[0], **self.rgb)
+        pred_mod.compose_depth = functools.partial(saved[1], **self.depth)
+        try:
+            return self.p.autoencode(*args)
+        finally:
+            pred_mod.compose_rgb, pred_mod.compose_depth = saved
+
+    def __getattr__(self, name):
+        return getattr(self.p, name)
+
+
+def real_windows(folder: Path, context: int, horizon: int, rate: float, step: int, split: str = "heldout"):
+    """Windows of the held-out tail, or (``split="train"``, for design choices) of the training part."""
     seq = read_folder(folder, resolution=None, show_progress=False)
     stride = stride_for(seq.rate_hz, rate)
-    for idx in windows(len(seq), split_point(len(seq), 0.2), stride, context + horizon, step):
+    cut = split_point(len(seq), 0.2)
+    first, n = (cut, len(seq)) if split == "heldout" else (0, cut)
+    for idx in windows(n, first, stride, context + horizon, step):
         yield seq.rgb[idx], seq.depth[idx]
 
 
@@ -101,7 +129,8 @@ def markdown(acc: Accumulator, group: str, methods: list[str]) -> str:
     return "\n".join(lines)
 
 
-def evaluate(models: dict[str, Predictor], window_step: int, lpips: bool) -> tuple[Accumulator, dict]:
+def evaluate(models: dict[str, Predictor], window_step: int, lpips: bool, split: str = "heldout"
+             ) -> tuple[Accumulator, dict]:
     any_p = next(iter(models.values()))
     c, k, rate = any_p.context_frames, any_p.chunk_frames, any_p.frame_rate_hz
     lp = None
@@ -111,8 +140,9 @@ def evaluate(models: dict[str, Predictor], window_step: int, lpips: bool) -> tup
         lp = LPIPS.pretrained()
     acc = Accumulator(k)
     counts = {}
-    groups = [("real held-out tails", lambda f: real_windows(f, c, k, rate, window_step), REAL),
-              ("simulator", lambda f: bag_windows(f, c, k, max(1, window_step // 3)), SIM)]
+    groups = [(REAL_GROUP[split], lambda f: real_windows(f, c, k, rate, window_step, split), REAL)]
+    if split == "heldout":
+        groups.append(("simulator", lambda f: bag_windows(f, c, k, max(1, window_step // 3)), SIM))
     cv = ConstantVelocity(c)
     for group, source_windows, sources in groups:
         for src in sources:
@@ -208,6 +238,10 @@ def main(argv=None) -> None:
                     help="train config override for --latent-stats (e.g. data.datasets=[...])")
     ap.add_argument("--depth-repr", action="store_true")
     ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--split", choices=("heldout", "train"), default="heldout",
+                    help="train: windows of the real sequences' training part (for design choices)")
+    ap.add_argument("--compose-ablation", action="store_true",
+                    help="also score each model composed the earlier way: colour bilinear, holes from the fill")
     a = ap.parse_args(argv)
     torch.set_num_threads(a.threads)
     if a.depth_repr:
@@ -221,9 +255,13 @@ def main(argv=None) -> None:
         name, _, path = item.partition("=")
         models[name] = load_model(path)
     t0 = time.time()
-    acc, counts = evaluate(models, a.window_step, not a.no_lpips)
+    if a.compose_ablation:
+        models.update({f"{n}/bilinear_rgb": ComposedAs(p, rgb={"sampling": "bilinear"}) for n, p in list(models.items())}
+                      | {f"{n}/fill_holes": ComposedAs(p, depth={"holes": "fill"}) for n, p in list(models.items())})
+    acc, counts = evaluate(models, a.window_step, not a.no_lpips, a.split)
     methods = ["copy_last", "const_velocity"] + [f"ceiling:{n}" for n in models]
-    text = "\n\n".join(markdown(acc, g, methods) for g in ("real held-out tails", "simulator"))
+    text = "\n\n".join(markdown(acc, g, methods) for g in (REAL_GROUP[a.split], "simulator")
+                       if any(k.startswith(g + "/") for k in acc.stats))
     text += f"\n\nwindows: {counts}; {time.time() - t0:.0f} s\n"
     print(text)
     if a.markdown:
