@@ -210,7 +210,11 @@ class Predictor:
         ctx_r = self._encode_or_zeros("rgb", x_r, b, a_r)
         ctx_d = self._encode_or_zeros("depth", x_d, b, a_d)
         start = None
-        if self.config.sampler.start == "anchor":
+        if self.config.sampler.start == "anchor" and not (rgb is not None and dep is not None):
+            # A silent sensor has no "nothing changes" latent (its anchor is empty): that modality must be
+            # drawn whole, which only the full grid from pure noise can do.
+            sampler = sampler.from_noise()
+        elif self.config.sampler.start == "anchor":
             k = self.chunk_frames
             still = [a[:, :, None].expand(-1, -1, k, -1, -1) for a in (a_r, a_d)]
             start = (self.backend.encode("rgb", still[0], a_r), self.backend.encode("depth", still[1], a_d))

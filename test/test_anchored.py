@@ -290,6 +290,26 @@ def test_ddim_can_start_from_the_anchor_latent():
     torch.testing.assert_close(z_r.xy, start.xy, rtol=0, atol=1e-4)
     with pytest.raises(ValueError):
         DDIMSampler(sched, 400, start_t=300)
+    full = s.from_noise()
+    assert full.starts_from_noise and full.steps == 4 and not s.starts_from_noise
+
+
+def test_a_silent_sensor_is_sampled_from_noise_even_when_the_sampler_starts_from_the_anchor(monkeypatch):
+    p = Predictor(SyncVPModel(anchored_cfg(**{"sampler.start": "anchor", "sampler.start_t": 200,
+                                               "sampler.steps": 3})))
+    seen = []
+    inner = Predictor._sample
+
+    def spy(self, ctx_r, ctx_d, present, sampler, gen, start=None):
+        seen.append((sampler.timesteps[0], start is not None))
+        return inner(self, ctx_r, ctx_d, present, sampler, gen, start)
+
+    monkeypatch.setattr(Predictor, "_sample", spy)
+    rgb, dep = _context()
+    p.predict(rgb, dep)
+    p.predict(rgb, None)  # the depth anchor is empty: no "nothing changes" latent to start from
+    p.predict(None, dep)
+    assert seen == [(200, True), (p.schedule.num_timesteps - 1, False), (p.schedule.num_timesteps - 1, False)]
 
 
 # -- export -----------------------------------------------------------------------------------------------

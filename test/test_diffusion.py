@@ -141,3 +141,17 @@ def test_ddim_rejects_bad_step_counts():
         DDIMSampler(sched, 0)
     with pytest.raises(ValueError):
         DDIMSampler(sched, 1001)
+
+
+def test_full_t_max_limits_only_the_clips_with_both_modalities():
+    g = torch.Generator().manual_seed(3)
+    n = 600
+    z = tp(g, b=n)
+    cfg = DiffusionConfig()
+    modes = torch.tensor([FULL, RGB_ONLY, DEPTH_ONLY] * (n // 3))
+    rec = Recorder()
+    joint_loss(rec, NoiseSchedule(cfg), cfg, z, z, z, z, generator=g, modes=modes, full_t_max=200)
+    t = rec.seen[2]
+    full, dropped = t[modes == FULL], t[modes != FULL]
+    assert full.max() < 200 and full.float().std() > 30  # spread over [0, 200), not collapsed
+    assert dropped.max() > 600  # a dropped modality is sampled from noise: the whole schedule stays trained

@@ -68,16 +68,24 @@ def _timesteps(schedule: NoiseSchedule, local: int, generator, share, device) ->
 def joint_loss(denoiser, schedule: NoiseSchedule, cfg: DiffusionConfig, z_r: Triplane, z_d: Triplane,
                ctx_r: Triplane, ctx_d: Triplane, generator: torch.Generator | None = None,
                modes: Tensor | None = None, share: BatchShare | None = None,
-               unanchored: tuple[Triplane, Triplane] | None = None) -> tuple[Tensor, dict[str, Tensor]]:
+               unanchored: tuple[Triplane, Triplane] | None = None, full_t_max: int = 0
+               ) -> tuple[Tensor, dict[str, Tensor]]:
     """The joint objective; ``modes`` (local, (B,)) overrides the drawn guidance modes (tests).
 
     ``unanchored`` (anchored autoencoders): the targets encoded against the empty anchor. A modality whose
-    context is dropped has no anchor at inference either, so its target is then the unanchored one."""
+    context is dropped has no anchor at inference either, so its target is then the unanchored one.
+
+    ``full_t_max`` > 0: clips with both modalities present draw their timestep from [0, full_t_max) only,
+    the part of the schedule a sampler starting from the anchor at ``start_t < full_t_max`` visits; clips
+    with a dropped modality keep the whole schedule, because that modality is sampled from pure noise."""
     dev = z_r.xy.device
     t = _timesteps(schedule, z_r.batch, generator, share, dev)
     if modes is None:
         modes = share_of(sample_modes(_global(z_r.batch, share), cfg.guidance_probs, generator), share).to(dev)
     present = presence(modes)
+    if full_t_max > 0:
+        both = present.sum(dim=1) == 2
+        t = torch.where(both, t * full_t_max // schedule.num_timesteps, t)
     if unanchored is not None:
         z_r = z_r.where(present[:, 0] > 0, unanchored[0])
         z_d = z_d.where(present[:, 1] > 0, unanchored[1])

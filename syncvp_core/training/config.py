@@ -82,6 +82,10 @@ class JointConfig(OptimConfig):
     # singles: strict initialisation from the two single-modality checkpoints (only fusion.* may be
     # missing); scratch: random init (zero-init fusion); a path: a joint/bundle checkpoint to start from.
     init: str = "singles"
+    # > 0: with both modalities present, train only on timesteps below this (see diffusion.losses.joint_loss):
+    # for a model sampled from the anchor (sampler.start: anchor, start_t < full_t_max), which then spends
+    # its whole budget where it samples. 0 = the whole schedule (the paper; needed to sample from noise).
+    full_t_max: int = 0
 
 
 @dataclass

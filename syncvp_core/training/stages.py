@@ -294,7 +294,8 @@ def joint_task(cfg: ModelConfig, jcfg: JointConfig, lat: Latents, run_dir: Path,
         free = (lat.get("rgb", "free", idx), lat.get("depth", "free", idx)) if lat.has("free") else None
         total, parts = joint_loss(model, schedule, cfg.diffusion, lat.get("rgb", "tgt", idx),
                                   lat.get("depth", "tgt", idx), lat.get("rgb", "ctx", idx),
-                                  lat.get("depth", "ctx", idx), gen, share=info, unanchored=free)
+                                  lat.get("depth", "ctx", idx), gen, share=info, unanchored=free,
+                                  full_t_max=jcfg.full_t_max)
         return total, {"loss_rgb": float(parts["loss_rgb"]), "loss_depth": float(parts["loss_depth"])}
 
     sample = None
