@@ -129,8 +129,8 @@ def markdown(acc: Accumulator, group: str, methods: list[str]) -> str:
     return "\n".join(lines)
 
 
-def evaluate(models: dict[str, Predictor], window_step: int, lpips: bool, split: str = "heldout"
-             ) -> tuple[Accumulator, dict]:
+def evaluate(models: dict[str, Predictor], window_step: int, lpips: bool, split: str = "heldout",
+             silent: bool = False) -> tuple[Accumulator, dict]:
     any_p = next(iter(models.values()))
     c, k, rate = any_p.context_frames, any_p.chunk_frames, any_p.frame_rate_hz
     lp = None
@@ -161,6 +161,10 @@ def evaluate(models: dict[str, Predictor], window_step: int, lpips: bool, split:
                 for name, p in models.items():
                     r, d = p.autoencode(cr[None], cd[None], fr[None], fd[None])
                     score(acc, f"{group}/ceiling:{name}", r, d, *truth, lp)
+                    if silent and p.anchored:  # each modality against its empty anchor (a silent sensor)
+                        r, _ = p.autoencode(None, cd[None], fr[None], fd[None])
+                        _, d = p.autoencode(cr[None], None, fr[None], fd[None])
+                        score(acc, f"{group}/ceiling:{name}/silent_sensor", r, d, *truth, lp)
             counts[str(src.name)] = n
     return acc, counts
 
@@ -240,6 +244,8 @@ def main(argv=None) -> None:
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--split", choices=("heldout", "train"), default="heldout",
                     help="train: windows of the real sequences' training part (for design choices)")
+    ap.add_argument("--silent", action="store_true",
+                    help="also the ceiling of each modality decoded against its empty anchor (a silent sensor)")
     ap.add_argument("--compose-ablation", action="store_true",
                     help="also score each model composed the earlier way: colour bilinear, holes from the fill")
     a = ap.parse_args(argv)
@@ -258,8 +264,9 @@ def main(argv=None) -> None:
     if a.compose_ablation:
         models.update({f"{n}/bilinear_rgb": ComposedAs(p, rgb={"sampling": "bilinear"}) for n, p in list(models.items())}
                       | {f"{n}/fill_holes": ComposedAs(p, depth={"holes": "fill"}) for n, p in list(models.items())})
-    acc, counts = evaluate(models, a.window_step, not a.no_lpips, a.split)
+    acc, counts = evaluate(models, a.window_step, not a.no_lpips, a.split, a.silent)
     methods = ["copy_last", "const_velocity"] + [f"ceiling:{n}" for n in models]
+    methods += [f"ceiling:{n}/silent_sensor" for n in models] if a.silent else []
     text = "\n\n".join(markdown(acc, g, methods) for g in (REAL_GROUP[a.split], "simulator")
                        if any(k.startswith(g + "/") for k in acc.stats))
     text += f"\n\nwindows: {counts}; {time.time() - t0:.0f} s\n"

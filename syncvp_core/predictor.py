@@ -209,16 +209,18 @@ class Predictor:
         (x_r, a_r, full_r), (x_d, a_d, full_d) = self._anchored_inputs(rgb, dep, b, out_hw)
         ctx_r = self._encode_or_zeros("rgb", x_r, b, a_r)
         ctx_d = self._encode_or_zeros("depth", x_d, b, a_d)
-        start = None
-        if self.config.sampler.start == "anchor" and not (rgb is not None and dep is not None):
-            # A silent sensor has no "nothing changes" latent (its anchor is empty): that modality must be
-            # drawn whole, which only the full grid from pure noise can do.
-            sampler = sampler.from_noise()
-        elif self.config.sampler.start == "anchor":
-            k = self.chunk_frames
-            still = [a[:, :, None].expand(-1, -1, k, -1, -1) for a in (a_r, a_d)]
-            start = (self.backend.encode("rgb", still[0], a_r), self.backend.encode("depth", still[1], a_d))
+        if self.config.sampler.start != "anchor":
+            z_r, z_d = self._sample(ctx_r, ctx_d, present, sampler, gen)
+            return self._decode_anchored(z_r, z_d, (a_r, full_r), (a_d, full_d))
+        k = self.chunk_frames
+        still = [a[:, :, None].expand(-1, -1, k, -1, -1) for a in (a_r, a_d)]
+        start = (self.backend.encode("rgb", still[0], a_r), self.backend.encode("depth", still[1], a_d))
         z_r, z_d = self._sample(ctx_r, ctx_d, present, sampler, gen, start)
+        if rgb is None or dep is None:
+            # A silent sensor has no "nothing changes" latent (its anchor is empty): that modality is drawn
+            # whole, which only the full grid from pure noise can do; the observed one keeps its anchor start.
+            n_r, n_d = self._sample(ctx_r, ctx_d, present, sampler.from_noise(), gen)
+            z_r, z_d = (z_r, n_d) if rgb is not None else (n_r, z_d)
         return self._decode_anchored(z_r, z_d, (a_r, full_r), (a_d, full_d))
 
     def _decode_anchored(self, z_r: Triplane, z_d: Triplane, rgb_anchor, depth_anchor):
@@ -236,7 +238,8 @@ class Predictor:
                    future_depth: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """The autoencoder ceiling: decode(encode(true future)), batched (B, T, H, W[, 3]) arrays at the
         sensor resolution. No forecast of this model can be better than what its autoencoders reconstruct
-        from the true future (the anchored decoder also gets the newest context frame, as in a forecast)."""
+        from the true future (the anchored decoder also gets the newest context frame, as in a forecast; a
+        modality whose context is None is decoded against its empty anchor, as for a silent sensor)."""
         rgb, dep, _, out_hw = self._check(context_rgb, context_depth)
         f_r, f_d = self._prep_rgb(future_rgb), self._prep_depth(future_depth.astype(np.float32))
         if not self.anchored:
@@ -244,7 +247,8 @@ class Predictor:
                 y_r = self.backend.decode("rgb", self.backend.encode("rgb", f_r))
                 y_d = self.backend.decode("depth", self.backend.encode("depth", f_d))
             return self._postprocess(y_r, y_d, out_hw)
-        (_, a_r, full_r), (_, a_d, full_d) = self._anchored_inputs(rgb, dep, rgb.shape[0], out_hw)
+        b = (rgb if rgb is not None else dep).shape[0]
+        (_, a_r, full_r), (_, a_d, full_d) = self._anchored_inputs(rgb, dep, b, out_hw)
         z_r, z_d = self.backend.encode("rgb", f_r, a_r), self.backend.encode("depth", f_d, a_d)
         return self._decode_anchored(z_r, z_d, (a_r, full_r), (a_d, full_d))
 
