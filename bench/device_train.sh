@@ -22,12 +22,16 @@ PACK=${PACK:-runs/pack/real64}
 SMOKE=${SMOKE:-0}
 if [ "$SMOKE" = 1 ]; then AE_STEPS=2; JOINT_STEPS=2; AE_BATCH=2; JOINT_BATCH=2; else
   AE_STEPS=${AE_STEPS:-3000}; JOINT_STEPS=${JOINT_STEPS:-6000}; AE_BATCH=${AE_BATCH:-32}; JOINT_BATCH=${JOINT_BATCH:-128}; fi
+# The joint model's timesteps with both modalities present (joint.full_t_max) and the shipped sampler
+# (start, start_t, steps): the measured choices of MODEL_CARD.md.
+FULL_T_MAX=${FULL_T_MAX:-400}
+SAMPLER_START=${SAMPLER_START:-anchor}; SAMPLER_T=${SAMPLER_T:-200}; SAMPLER_STEPS=${SAMPLER_STEPS:-5}
 mkdir -p "$RUN" "$OUT"
 log() { echo "[device_train $(date +%H:%M:%S)] $*" | tee -a "$OUT/device_train.log"; }
 COMMON=(run_dir="$RUN" "data.folders=[]" "data.datasets=[\"$PACK\"]" progress=false device=auto threads=0)
 log "torch $($PY -c 'import torch; print(torch.__version__, torch.cuda.is_available())')"
 
-# 1. Autoencoders: warm start from the committed step-1000 EMA weights (checkpoints/anchored_tiny_ae).
+# 1. Autoencoders: warm start from the committed EMA weights (checkpoints/anchored_tiny_ae, 1000 + 1500 steps).
 for m in rgb depth; do
   log "ae $m: $AE_STEPS steps x $AE_BATCH"
   $PY -m syncvp_core.training.cli --config anchored_tiny --stage ae --modality "$m" "${COMMON[@]}" \
@@ -47,13 +51,13 @@ OV="model_overrides=[\"autoencoder.latent_scale=$S\"]"
 $PY -m syncvp_core.cli cache-latents --config anchored_tiny "${COMMON[@]}" "$OV" 2>&1 | tail -n 2 | tee -a "$OUT/device_train.log"
 log "joint: $JOINT_STEPS steps x $JOINT_BATCH"
 $PY -m syncvp_core.training.cli --config anchored_tiny --stage joint "${COMMON[@]}" "$OV" joint.init=scratch \
-    joint.steps="$JOINT_STEPS" joint.batch_size="$JOINT_BATCH" joint.ckpt_every=500 joint.ckpt_every_s=60 \
+    joint.full_t_max="$FULL_T_MAX" joint.steps="$JOINT_STEPS" joint.batch_size="$JOINT_BATCH" joint.ckpt_every=500 joint.ckpt_every_s=60 \
     joint.sample_every=0 2>&1 | tail -n 3 | tee -a "$OUT/device_train.log"
 
 # 4. Bundle (fp16, < 25 MB) with the sampler of the shipped checkpoint; evaluate it here afterwards with
 #    `syncvp eval-heldout --checkpoint ... --config anchored_tiny` and bench/forecast_ratios.py.
 $PY -m syncvp_core.training.ship --config anchored_tiny --out "$OUT/syncvp_tiny_anchored.safetensors" --fp16 \
-    "${COMMON[@]}" "model_overrides=[\"autoencoder.latent_scale=$S\",\"sampler.start=anchor\",\"sampler.start_t=200\",\"sampler.steps=5\"]" \
+    "${COMMON[@]}" "model_overrides=[\"autoencoder.latent_scale=$S\",\"sampler.start=$SAMPLER_START\",\"sampler.start_t=$SAMPLER_T\",\"sampler.steps=$SAMPLER_STEPS\"]" \
     2>&1 | tail -n 1 | tee -a "$OUT/device_train.log"
 mkdir -p "$OUT/ae"
 for m in rgb depth; do cp "$RUN/ae_$m/ema.safetensors" "$OUT/ae/ae_${m}_ema.safetensors"; cp "$RUN/ae_$m/ema.json" "$OUT/ae/ae_${m}_ema.json"; done
