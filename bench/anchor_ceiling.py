@@ -262,8 +262,9 @@ def main(argv=None) -> None:
         models[name] = load_model(path)
     t0 = time.time()
     if a.compose_ablation:
-        models.update({f"{n}/bilinear_rgb": ComposedAs(p, rgb={"sampling": "bilinear"}) for n, p in list(models.items())}
-                      | {f"{n}/fill_holes": ComposedAs(p, depth={"holes": "fill"}) for n, p in list(models.items())})
+        base = list(models.items())
+        models.update({f"{n}/bilinear_rgb": ComposedAs(p, rgb={"sampling": "bilinear"}) for n, p in base})
+        models.update({f"{n}/fill_holes": ComposedAs(p, depth={"holes": "fill"}) for n, p in base})
     acc, counts = evaluate(models, a.window_step, not a.no_lpips, a.split, a.silent)
     methods = ["copy_last", "const_velocity"] + [f"ceiling:{n}" for n in models]
     methods += [f"ceiling:{n}/silent_sensor" for n in models] if a.silent else []

@@ -26,6 +26,7 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
 from anchor_ceiling import REAL, real_windows  # noqa: E402
+
 from syncvp_core.evaluation.heldout import Accumulator, score  # noqa: E402
 from syncvp_core.evaluation.lpips import LPIPS  # noqa: E402
 from syncvp_core.predictor import Predictor  # noqa: E402

@@ -78,6 +78,10 @@ class DiffusionConfig:
     shared_noise: bool = True
     # Context dropout per clip: (both contexts, RGB-only, depth-only). Must sum to 1. (1, 0, 0) = no guidance.
     guidance_probs: tuple[float, float, float] = (0.5, 0.25, 0.25)
+    # What the denoiser outputs: eps (the paper, LDM) or x0 (the clean latent). With eps, a few DDIM steps
+    # from high noise turn any small error into a large x0 error (x0 = (x_t - sqrt(1 - ab) eps) / sqrt(ab));
+    # x0 prediction learns the conditional mean of the target directly.
+    prediction: str = "eps"
 
 
 @dataclass
@@ -156,6 +160,8 @@ def validate(cfg: ModelConfig) -> None:
         raise ConfigError(f"fusion.points must be deepest|all|none, got {cfg.fusion.points!r}")
     if any(not 0 <= lvl < levels for lvl in cfg.unet.attention_levels):
         raise ConfigError(f"unet.attention_levels {cfg.unet.attention_levels} outside 0..{levels - 1}")
+    if cfg.diffusion.prediction not in ("eps", "x0"):
+        raise ConfigError(f"diffusion.prediction must be eps or x0, got {cfg.diffusion.prediction!r}")
     p = cfg.diffusion.guidance_probs
     if len(p) != 3 or min(p) < 0 or abs(sum(p) - 1.0) > 1e-6:
         raise ConfigError(f"diffusion.guidance_probs must be 3 non-negative numbers summing to 1, got {p}")

@@ -13,8 +13,16 @@ from syncvp_core.models.syncvp import SyncVPModel
 from syncvp_core.predictor import Predictor
 from syncvp_core.testing import micro_config
 from syncvp_core.triplane import Triplane
-from syncvp_core.warp import (compose_depth, compose_rgb, extend_background, field_channels, warp_bicubic, warp_bilinear,
-                              warp_depth, warp_nearest)
+from syncvp_core.warp import (
+    compose_depth,
+    compose_rgb,
+    extend_background,
+    field_channels,
+    warp_bicubic,
+    warp_bilinear,
+    warp_depth,
+    warp_nearest,
+)
 
 
 def anchored_cfg(**kw):
@@ -62,7 +70,10 @@ def test_half_pixel_shift_of_a_linear_ramp_is_exact(warp):
 
 def test_bicubic_warp_matches_a_subpixel_shift_of_a_smooth_image_and_keeps_it_sharper():
     x = torch.arange(64, dtype=torch.float64)
-    wave = lambda s: torch.sin(2 * np.pi * (x + s) / 8).view(1, 1, 1, 64).expand(1, 1, 4, 64).contiguous()
+
+    def wave(s):
+        return torch.sin(2 * np.pi * (x + s) / 8).view(1, 1, 1, 64).expand(1, 1, 4, 64).contiguous()
+
     truth = wave(0.5)[..., 4:-4]
     err = {w.__name__: (w(wave(0.0), _flow(1, 4, 64, 0.5, 0).double())[..., 4:-4] - truth).abs().max()
            for w in (warp_bilinear, warp_bicubic)}

@@ -66,15 +66,18 @@ class DDIMSampler:
     def prev_timestep(self, i: int) -> int:
         return self.timesteps[i + 1] if i + 1 < len(self.timesteps) else -1
 
-    def step(self, eps: Tensor, i: int, x_t: Tensor, noise: Tensor | None = None) -> tuple[Tensor, Tensor]:
-        """One update from grid index i. Returns (x_prev, x0_hat)."""
+    def step(self, out: Tensor, i: int, x_t: Tensor, noise: Tensor | None = None) -> tuple[Tensor, Tensor]:
+        """One update from grid index i; ``out`` is the denoiser's output (eps or x0, as the schedule says).
+        Returns (x_prev, x0_hat)."""
         ab = self.schedule.alphas_cumprod
         a_t = float(ab[self.timesteps[i]])
         s = self.prev_timestep(i)
         a_s = float(ab[s]) if s >= 0 else 1.0
-        x0 = (x_t - (1 - a_t) ** 0.5 * eps) / a_t**0.5
+        x0 = out if self.schedule.prediction == "x0" else (x_t - (1 - a_t) ** 0.5 * out) / a_t**0.5
         if self.clip_x0:
             x0 = x0.clamp(-self.clip_bound, self.clip_bound)
+        # x0 prediction: the direction term uses the eps implied by the (clipped) x0 estimate.
+        eps = (x_t - a_t**0.5 * x0) / (1 - a_t) ** 0.5 if self.schedule.prediction == "x0" else out
         sigma = self.eta * ((1 - a_s) / (1 - a_t)) ** 0.5 * (1 - a_t / a_s) ** 0.5
         x_prev = a_s**0.5 * x0 + max(1 - a_s - sigma**2, 0.0) ** 0.5 * eps
         if sigma > 0:

@@ -92,7 +92,8 @@ def joint_loss(denoiser, schedule: NoiseSchedule, cfg: DiffusionConfig, z_r: Tri
     eps_r, eps_d = draw_noise(z_r, z_d, cfg.shared_noise, generator, share)
     x_r, x_d = schedule.q_sample(z_r, t, eps_r), schedule.q_sample(z_d, t, eps_d)
     pred_r, pred_d = denoiser(x_r, x_d, t, ctx_r, ctx_d, present)
-    loss_r, loss_d = triplane_mse(pred_r, eps_r), triplane_mse(pred_d, eps_d)
+    loss_r = triplane_mse(pred_r, schedule.target(z_r, eps_r))
+    loss_d = triplane_mse(pred_d, schedule.target(z_d, eps_d))
     return loss_r + loss_d, {"loss_rgb": loss_r.detach(), "loss_depth": loss_d.detach(), "modes": modes}
 
 
@@ -112,4 +113,4 @@ def single_loss(branch, schedule: NoiseSchedule, z: Triplane, ctx: Triplane, own
     ctx = ctx * keep.reshape(-1, 1, 1, 1)
     eps = _noise(z, generator, share)
     pred = branch(schedule.q_sample(z, t, eps), t, ctx, present)
-    return triplane_mse(pred, eps)
+    return triplane_mse(pred, schedule.target(z, eps))

@@ -19,6 +19,11 @@ class NoiseSchedule:
         betas = torch.linspace(cfg.beta_start**0.5, cfg.beta_end**0.5, cfg.num_timesteps, dtype=torch.float64) ** 2
         self.betas = betas
         self.alphas_cumprod = torch.cumprod(1.0 - betas, dim=0)
+        self.prediction = cfg.prediction
+
+    def target(self, x0: Triplane, noise: Triplane) -> Triplane:
+        """What the denoiser is trained to output for this clean latent and noise."""
+        return noise if self.prediction == "eps" else x0
 
     def alpha_bar(self, t: Tensor) -> Tensor:
         """(B,) integer timesteps -> (B,) float32 alpha_bar_t; t = -1 means "clean" (alpha_bar = 1)."""
