@@ -22,13 +22,15 @@ PACK=${PACK:-runs/pack/real64}
 SMOKE=${SMOKE:-0}
 if [ "$SMOKE" = 1 ]; then AE_STEPS=2; JOINT_STEPS=2; AE_BATCH=2; JOINT_BATCH=2; else
   AE_STEPS=${AE_STEPS:-3000}; JOINT_STEPS=${JOINT_STEPS:-6000}; AE_BATCH=${AE_BATCH:-32}; JOINT_BATCH=${JOINT_BATCH:-128}; fi
-# The joint model's timesteps with both modalities present (joint.full_t_max) and the shipped sampler
-# (start, start_t, steps): the measured choices of MODEL_CARD.md.
-FULL_T_MAX=${FULL_T_MAX:-400}
-SAMPLER_START=${SAMPLER_START:-anchor}; SAMPLER_T=${SAMPLER_T:-200}; SAMPLER_STEPS=${SAMPLER_STEPS:-5}
+# The denoiser's parameterisation, the joint model's timesteps with both modalities present
+# (joint.full_t_max) and the shipped sampler (start, start_t, steps): the measured choices of MODEL_CARD.md.
+PREDICTION=${PREDICTION:-x0}; FULL_T_MAX=${FULL_T_MAX:-0}
+SAMPLER_START=${SAMPLER_START:-noise}; SAMPLER_T=${SAMPLER_T:-999}; SAMPLER_STEPS=${SAMPLER_STEPS:-1}
 mkdir -p "$RUN" "$OUT"
 log() { echo "[device_train $(date +%H:%M:%S)] $*" | tee -a "$OUT/device_train.log"; }
 COMMON=(run_dir="$RUN" "data.folders=[]" "data.datasets=[\"$PACK\"]" progress=false device=auto threads=0)
+# A smoke run caches one clip phase only (the full cache is 5,132 clips, ~20 min on a CPU).
+if [ "$SMOKE" = 1 ]; then COMMON+=(data.start_step=3 data.cache_hflip=false data.reverse_time=false); fi
 log "torch $($PY -c 'import torch; print(torch.__version__, torch.cuda.is_available())')"
 
 # 1. Autoencoders: warm start from the committed EMA weights (checkpoints/anchored_tiny_ae, 1000 + 1500 steps).
@@ -45,7 +47,7 @@ $PY bench/anchor_ceiling.py --latent-stats "$RUN" --config anchored_tiny --overr
     --override "data.datasets=[\"$PACK\"]" > "$OUT/latent_stats.json"
 S=$($PY -c "import json;d=json.load(open('$OUT/latent_stats.json'));print(round(((d['rgb']['second_moment']+d['depth']['second_moment'])/2)**-0.5,2))")
 log "latent_scale $S"
-OV="model_overrides=[\"autoencoder.latent_scale=$S\"]"
+OV="model_overrides=[\"autoencoder.latent_scale=$S\",\"diffusion.prediction=$PREDICTION\"]"
 
 # 3. Latent cache and the joint model (single-modality stage skipped: see MODEL_CARD.md).
 $PY -m syncvp_core.cli cache-latents --config anchored_tiny "${COMMON[@]}" "$OV" 2>&1 | tail -n 2 | tee -a "$OUT/device_train.log"
@@ -57,7 +59,7 @@ $PY -m syncvp_core.training.cli --config anchored_tiny --stage joint "${COMMON[@
 # 4. Bundle (fp16, < 25 MB) with the sampler of the shipped checkpoint; evaluate it here afterwards with
 #    `syncvp eval-heldout --checkpoint ... --config anchored_tiny` and bench/forecast_ratios.py.
 $PY -m syncvp_core.training.ship --config anchored_tiny --out "$OUT/syncvp_tiny_anchored.safetensors" --fp16 \
-    "${COMMON[@]}" "model_overrides=[\"autoencoder.latent_scale=$S\",\"sampler.start=$SAMPLER_START\",\"sampler.start_t=$SAMPLER_T\",\"sampler.steps=$SAMPLER_STEPS\"]" \
+    "${COMMON[@]}" "model_overrides=[\"autoencoder.latent_scale=$S\",\"diffusion.prediction=$PREDICTION\",\"sampler.start=$SAMPLER_START\",\"sampler.start_t=$SAMPLER_T\",\"sampler.steps=$SAMPLER_STEPS\"]" \
     2>&1 | tail -n 1 | tee -a "$OUT/device_train.log"
 mkdir -p "$OUT/ae"
 for m in rgb depth; do cp "$RUN/ae_$m/ema.safetensors" "$OUT/ae/ae_${m}_ema.safetensors"; cp "$RUN/ae_$m/ema.json" "$OUT/ae/ae_${m}_ema.json"; done
