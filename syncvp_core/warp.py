@@ -183,15 +183,20 @@ def compose_rgb(anchor: Tensor, fields: Tensor, sampling: str = "bicubic") -> Te
 BACKGROUND_REACH = 0.05
 
 
-def extend_background(value: Tensor, ok: Tensor, reach: float = BACKGROUND_REACH) -> tuple[Tensor, Tensor]:
+def extend_background(value: Tensor, ok: Tensor, reach: float = BACKGROUND_REACH, wanted: Tensor | None = None
+                      ) -> tuple[Tensor, Tensor]:
     """value (N, 1, H, W), ok (N, 1, H, W) bool -> (value with holes set from the nearest valid pixels
     within ``reach`` x width, the farthest of them where several are equally near; whether one was found).
-    Grown two pixels per pass (a few max-pools). Measured against taking the farthest value anywhere within
-    the reach, this is better: most holes are sensor dropouts on one surface, not disocclusions."""
+    Grown two pixels per pass (a few max-pools), and no further once every ``wanted`` hole (default: all)
+    has a value. Measured against taking the farthest value anywhere within the reach, this is better:
+    most holes are sensor dropouts on one surface, not disocclusions."""
     missing = torch.finfo(value.dtype).min
     v = torch.where(ok, value, torch.full_like(value, missing))
     found = ok.clone()
+    wanted = ~ok if wanted is None else wanted
     for _ in range(max(1, round(reach * value.shape[-1] / 2))):
+        if not bool((wanted & ~found).any()):
+            break
         grown = F.max_pool2d(v, 5, stride=1, padding=2)
         new = ~found & (grown > missing)
         if not bool(new.any()):
@@ -215,13 +220,15 @@ def compose_depth(anchor: Tensor, anchor_valid: Tensor, fields: Tensor, soft: bo
     f, flow, delta = _frame_fields(fields, size, 1)
     fill = upsample(torch.tanh(f[:, 4:5]), size)  # absolute depth for holes, within the trained range
     warped, ok = warp_depth(anchor.repeat_interleave(t, dim=0), anchor_valid.repeat_interleave(t, dim=0), flow)
+    claimed = ~ok & (upsample(f[:, 5:6], size) > 0)
     hole_value = fill
-    if not soft and holes == "background":
+    if not soft and holes == "background" and bool(claimed.any()):
         # Measured on the training windows (docs/anchored.md): the model-resolution fill, upsampled, smears
         # depth edges; the depth next to a hole is sharp and usually the surface the hole belongs to.
-        background, near = extend_background(warped, ok)
+        # Only claimed holes are grown into: the rest stay invalid, so their value does not matter.
+        background, near = extend_background(warped, ok, wanted=claimed)
         hole_value = torch.where(near, background + delta, fill)
     # Warped values are not clipped: in log depth an anchor beyond the range stays where it was.
     value = torch.where(ok, warped + delta, hole_value)
-    valid = ok if soft else ok | (upsample(f[:, 5:6], size) > 0)
+    valid = ok if soft else ok | claimed
     return _clips(value, b, t), _clips(valid, b, t)

@@ -302,7 +302,7 @@ def test_ddim_can_start_from_the_anchor_latent():
     with pytest.raises(ValueError):
         DDIMSampler(sched, 400, start_t=300)
     full = s.from_noise()
-    assert full.starts_from_noise and full.steps == 4 and not s.starts_from_noise
+    assert full.timesteps[0] == sched.num_timesteps - 1 and full.steps == 4
 
 
 def test_a_silent_sensor_is_sampled_from_noise_even_when_the_sampler_starts_from_the_anchor(monkeypatch):

@@ -55,10 +55,6 @@ class DDIMSampler:
         start_t = cfg.start_t if cfg.start == "anchor" else None
         return cls(schedule, steps or cfg.steps, cfg.eta, cfg.clip_x0, clip_bound, start_t)
 
-    @property
-    def starts_from_noise(self) -> bool:
-        return self.timesteps[0] == self.schedule.num_timesteps - 1
-
     def from_noise(self) -> DDIMSampler:
         """The same sampler over the full grid (from pure noise), same number of steps."""
         return DDIMSampler(self.schedule, self.steps, self.eta, self.clip_x0, self.clip_bound)
