@@ -48,6 +48,7 @@ REAL = [ROOT.parent / "shared/data/real-rgbd/tum_freiburg1_xyz",
         ROOT.parent / "shared/data/real-rgbd/iclnuim_living_room_traj2"]
 SIM = [ROOT / "data/demo/sim_street"]
 METRICS = ("lpips", "psnr", "absrel", "delta1")
+SIM_MIX_GROUP = "held-out simulator sequences"
 REAL_GROUP = {"heldout": "real held-out tails", "train": "real training part"}
 
 
@@ -113,6 +114,16 @@ def bag_windows(bag: Path, context: int, horizon: int, step: int):
         yield rgb[s : s + n], dep[s : s + n]
 
 
+def sim_mix_windows(path: Path, context: int, horizon: int, step: int):
+    """Windows of one held-out simulator sequence of a data mix (its raw render, from frame 0)."""
+    from syncvp_core.data.sim import SimSequence
+
+    sq = SimSequence.load(path)
+    n = context + horizon
+    for s in range(0, len(sq.rgb) - n + 1, step):
+        yield sq.rgb[s : s + n], sq.depth[s : s + n]
+
+
 def markdown(acc: Accumulator, group: str, methods: list[str]) -> str:
     lines = [f"**{group}** (mean over windows; t+k = k x 100 ms)", "",
              "| method | metric | " + " | ".join(f"t+{i + 1}" for i in range(acc.h)) + " | mean |",
@@ -130,7 +141,7 @@ def markdown(acc: Accumulator, group: str, methods: list[str]) -> str:
 
 
 def evaluate(models: dict[str, Predictor], window_step: int, lpips: bool, split: str = "heldout",
-             silent: bool = False) -> tuple[Accumulator, dict]:
+             silent: bool = False, sim_sequences: list[Path] = ()) -> tuple[Accumulator, dict]:
     any_p = next(iter(models.values()))
     c, k, rate = any_p.context_frames, any_p.chunk_frames, any_p.frame_rate_hz
     lp = None
@@ -143,6 +154,8 @@ def evaluate(models: dict[str, Predictor], window_step: int, lpips: bool, split:
     groups = [(REAL_GROUP[split], lambda f: real_windows(f, c, k, rate, window_step, split), REAL)]
     if split == "heldout":
         groups.append(("simulator", lambda f: bag_windows(f, c, k, max(1, window_step // 3)), SIM))
+    if sim_sequences:
+        groups.append((SIM_MIX_GROUP, lambda f: sim_mix_windows(f, c, k, max(1, window_step // 3)), sim_sequences))
     cv = ConstantVelocity(c)
     for group, source_windows, sources in groups:
         for src in sources:
@@ -165,7 +178,7 @@ def evaluate(models: dict[str, Predictor], window_step: int, lpips: bool, split:
                         r, _ = p.autoencode(None, cd[None], fr[None], fd[None])
                         _, d = p.autoencode(cr[None], None, fr[None], fd[None])
                         score(acc, f"{group}/ceiling:{name}/silent_sensor", r, d, *truth, lp)
-            counts[str(src.name)] = n
+            counts[f"{src.parent.parent.name}/{src.stem}" if group == SIM_MIX_GROUP else str(src.name)] = n
     return acc, counts
 
 
@@ -178,7 +191,7 @@ def latent_stats(run: Path, config: str, overrides: list[str] | None = None) -> 
     p = load_model(str(run))
     cfg = p.config
     tcfg = load_train_config(config, overrides)
-    seqs = load_sequences(tcfg.data.folders, cfg, show_progress=False, datasets=tcfg.data.datasets)
+    seqs = load_sequences(tcfg.data.folders, cfg, show_progress=False, datasets=tcfg.data.all_datasets())
     clips = ClipIndex(seqs, cfg.context_frames + cfg.chunk_frames, cfg.frame_rate_hz, tcfg.data.holdout_fraction,
                       start_step=1)
     rng = np.random.default_rng(0)
@@ -240,6 +253,8 @@ def main(argv=None) -> None:
     ap.add_argument("--config", default="anchored_tiny", help="train config for --latent-stats")
     ap.add_argument("--override", action="append", default=[], metavar="KEY=VALUE",
                     help="train config override for --latent-stats (e.g. data.datasets=[...])")
+    ap.add_argument("--sim-config", default=None, metavar="TRAIN_CONFIG",
+                    help="also the held-out simulator sequences of this train config's data mix")
     ap.add_argument("--depth-repr", action="store_true")
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--split", choices=("heldout", "train"), default="heldout",
@@ -265,10 +280,17 @@ def main(argv=None) -> None:
         base = list(models.items())
         models.update({f"{n}/bilinear_rgb": ComposedAs(p, rgb={"sampling": "bilinear"}) for n, p in base})
         models.update({f"{n}/fill_holes": ComposedAs(p, depth={"holes": "fill"}) for n, p in base})
-    acc, counts = evaluate(models, a.window_step, not a.no_lpips, a.split, a.silent)
+    sims = []
+    if a.sim_config:
+        from syncvp_core.data.mix import heldout_sim_sequences
+        from syncvp_core.training.config import load_train_config
+
+        tcfg = load_train_config(a.sim_config)
+        sims = heldout_sim_sequences(tcfg.data.sim_root, tcfg.data.sim_mix)
+    acc, counts = evaluate(models, a.window_step, not a.no_lpips, a.split, a.silent, sims)
     methods = ["copy_last", "const_velocity"] + [f"ceiling:{n}" for n in models]
     methods += [f"ceiling:{n}/silent_sensor" for n in models] if a.silent else []
-    text = "\n\n".join(markdown(acc, g, methods) for g in (REAL_GROUP[a.split], "simulator")
+    text = "\n\n".join(markdown(acc, g, methods) for g in (REAL_GROUP[a.split], "simulator", SIM_MIX_GROUP)
                        if any(k.startswith(g + "/") for k in acc.stats))
     text += f"\n\nwindows: {counts}; {time.time() - t0:.0f} s\n"
     print(text)

@@ -174,3 +174,20 @@ def test_decoder_finetune_keeps_the_latent_space(run, tmp_path):
     assert enc and decs
     assert all(torch.equal(before[k], after[k]) for k in enc)
     assert any(not torch.equal(before[k], after[k]) for k in decs)
+
+
+def test_eval_heldout_cli_scores_the_chosen_sources(run, tmp_path):
+    from click.testing import CliRunner
+
+    from syncvp_core.evaluation.cli import eval_heldout
+
+    cfg = tmp_path / "heldout.yaml"
+    cfg.write_text(f"base: smoke\ndata:\n  folders: [{run.tcfg.data.folders[0]}]\n  holdout_fraction: 0.5\n")
+    ckpt = str(run.run_dir / "syncvp_micro.safetensors")
+    common = ["--checkpoint", ckpt, "--config", str(cfg), "--no-lpips", "--window-step", "6", "--steps", "1"]
+    res = CliRunner().invoke(eval_heldout, [*common, "--sources", "real", "--out", str(tmp_path / "r.json")])
+    assert res.exit_code == 0, res.output
+    assert "| copy_last | absrel |" in res.output
+    assert list(json.loads((tmp_path / "r.json").read_text())["sequences"]) == ["seq"]
+    res = CliRunner().invoke(eval_heldout, [*common, "--sources", "sim"])  # this config has no simulator mix
+    assert res.exit_code != 0 and "no held-out sim sources" in res.output

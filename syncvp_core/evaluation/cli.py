@@ -406,8 +406,11 @@ def eval_dataset(root: str, out: str, **kw: Any) -> None:
 @click.option("--no-lpips", is_flag=True, help="Skip LPIPS.")
 @click.option("--out", default=None, type=click.Path(dir_okay=False), help="Write the result JSON here.")
 @click.option("--threads", type=int, default=None, help="torch CPU threads.")
+@click.option("--sources", type=click.Choice(["all", "real", "sim"]), default="all", show_default=True,
+              help="Score only the real sequences' held-out tails, or only the held-out simulator sequences "
+                   "(one table pools every source it scores).")
 def eval_heldout(checkpoint: str | None, config: str, window_step: int, steps: int | None, no_lpips: bool,
-                 out: str | None, threads: int | None) -> None:
+                 out: str | None, threads: int | None, sources: str) -> None:
     """Score a checkpoint on the held-out tails of a train config's sequences and on the held-out
     (validation) sequences of its simulator data mix (MODEL_CARD.md's table).
 
@@ -424,9 +427,12 @@ def eval_heldout(checkpoint: str | None, config: str, window_step: int, steps: i
         from ..data.mix import heldout_sim_sequences
 
         tcfg = load_train_config(config)
-        res = evaluate(checkpoint, list(tcfg.data.folders), tcfg.data.holdout_fraction, window_step=window_step,
-                       steps=steps, lpips=not no_lpips,
-                       sim_sequences=heldout_sim_sequences(tcfg.data.sim_root, tcfg.data.sim_mix))
+        folders = list(tcfg.data.folders) if sources != "sim" else []
+        sims = heldout_sim_sequences(tcfg.data.sim_root, tcfg.data.sim_mix) if sources != "real" else []
+        if not folders and not sims:
+            raise click.ClickException(f"{config}: no held-out {sources} sources (is the simulator mix made?)")
+        res = evaluate(checkpoint, folders, tcfg.data.holdout_fraction, window_step=window_step,
+                       steps=steps, lpips=not no_lpips, sim_sequences=sims)
     except _known_errors() as e:
         raise _fail(e) from e
     if out:
