@@ -20,8 +20,9 @@ export PYTHONPATH=$PWD${PYTHONPATH:+:$PYTHONPATH}
 RUN=${RUN:-/tmp/syncvp_device_run}
 PACK=${PACK:-runs/pack/real64}
 SMOKE=${SMOKE:-0}
-if [ "$SMOKE" = 1 ]; then AE_STEPS=2; JOINT_STEPS=2; AE_BATCH=2; JOINT_BATCH=2; else
-  AE_STEPS=${AE_STEPS:-3000}; JOINT_STEPS=${JOINT_STEPS:-6000}; AE_BATCH=${AE_BATCH:-32}; JOINT_BATCH=${JOINT_BATCH:-128}; fi
+if [ "$SMOKE" = 1 ]; then AE_STEPS=2; SINGLE_STEPS=2; JOINT_STEPS=2; AE_BATCH=2; JOINT_BATCH=2; else
+  AE_STEPS=${AE_STEPS:-3000}; SINGLE_STEPS=${SINGLE_STEPS:-1500}; JOINT_STEPS=${JOINT_STEPS:-6000}
+  AE_BATCH=${AE_BATCH:-32}; JOINT_BATCH=${JOINT_BATCH:-128}; fi
 # The denoiser's parameterisation, the joint model's timesteps with both modalities present
 # (joint.full_t_max) and the shipped sampler (start, start_t, steps): the measured choices of MODEL_CARD.md.
 PREDICTION=${PREDICTION:-x0}; FULL_T_MAX=${FULL_T_MAX:-0}
@@ -49,10 +50,14 @@ S=$($PY -c "import json;d=json.load(open('$OUT/latent_stats.json'));print(round(
 log "latent_scale $S"
 OV="model_overrides=[\"autoencoder.latent_scale=$S\",\"diffusion.prediction=$PREDICTION\"]"
 
-# 3. Latent cache and the joint model (single-modality stage skipped: see MODEL_CARD.md).
+# 3. Latent cache, the single-modality models (measured to help: MODEL_CARD.md), the joint model from them.
 $PY -m syncvp_core.cli cache-latents --config anchored_tiny "${COMMON[@]}" "$OV" 2>&1 | tail -n 2 | tee -a "$OUT/device_train.log"
+log "single: $SINGLE_STEPS steps x $JOINT_BATCH per modality"
+$PY -m syncvp_core.training.cli --config anchored_tiny --stage single "${COMMON[@]}" "$OV" single.steps="$SINGLE_STEPS" \
+    single.batch_size="$JOINT_BATCH" single.ema_decay=0.995 single.lr=0.0004 single.ckpt_every=500 single.ckpt_every_s=60 \
+    2>&1 | tail -n 3 | tee -a "$OUT/device_train.log"
 log "joint: $JOINT_STEPS steps x $JOINT_BATCH"
-$PY -m syncvp_core.training.cli --config anchored_tiny --stage joint "${COMMON[@]}" "$OV" joint.init=scratch \
+$PY -m syncvp_core.training.cli --config anchored_tiny --stage joint "${COMMON[@]}" "$OV" joint.init=singles \
     joint.full_t_max="$FULL_T_MAX" joint.steps="$JOINT_STEPS" joint.batch_size="$JOINT_BATCH" joint.ckpt_every=500 joint.ckpt_every_s=60 \
     joint.sample_every=0 2>&1 | tail -n 3 | tee -a "$OUT/device_train.log"
 
