@@ -54,7 +54,10 @@ def assess(state: str, mode: str, enabled: bool, configure_error: str = "",
     problems = ", ".join(f"{k} x{n}" for k, n in sorted((recent_problems or {}).items()))
     bad = f"; bad input: {problems}" if problems else ""
     if mode == "rgb_only":
-        return Health(WARN, "depth missing: predicting from colour only (rgb_only guidance)" + bad)
+        # The shipped model's depth inferred from colour alone is far off on real scenes (MODEL_CARD.md):
+        # say so where operators look, not only in the card.
+        return Health(WARN, "depth missing: predicting from colour only (rgb_only guidance); the published "
+                      "depth is inferred from colour, do not rely on it" + bad)
     if mode == "depth_only":
         return Health(WARN, "colour missing: predicting from depth only (depth_only guidance)" + bad)
     if stall is not None and stall.level == WARN:

@@ -108,7 +108,7 @@ def test_mismatched_depth_size_falls_back_to_rgb_only(harness):
     assert h.wait_until(lambda: h.node.modes.mode == "rgb_only", 5)
     assert h.wait_until(lambda: predictions(h)[-1]["used_mode"] == "rgb_only", 10)
     hl, kv = h.node.diagnostics()
-    assert hl.level == health.WARN and "depth missing" in hl.message
+    assert hl.level == health.WARN and "depth missing" in hl.message and "do not rely on it" in hl.message
     assert int(kv["bad input: size_mismatch"]) > 0
     on[0] = False
     assert h.wait_until(lambda: predictions(h)[-1]["used_mode"] == "full", 10)
