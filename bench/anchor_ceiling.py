@@ -38,6 +38,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from syncvp_core.checkpoint import config_from_meta, load_checkpoint, load_into  # noqa: E402
+from syncvp_core.data.mix import sequence_name  # noqa: E402
 from syncvp_core.evaluation.baselines import ConstantVelocity  # noqa: E402
 from syncvp_core.evaluation.heldout import Accumulator, score, windows  # noqa: E402
 from syncvp_core.models.syncvp import SyncVPModel  # noqa: E402
@@ -114,14 +115,14 @@ def bag_windows(bag: Path, context: int, horizon: int, step: int):
         yield rgb[s : s + n], dep[s : s + n]
 
 
-def sim_mix_windows(path: Path, context: int, horizon: int, step: int):
-    """Windows of one held-out simulator sequence of a data mix (its raw render, from frame 0)."""
+def sim_mix_windows(path: Path, context: int, horizon: int, rate: float, step: int):
+    """Windows of one held-out simulator sequence of a data mix (its raw render, held out whole)."""
     from syncvp_core.data.sim import SimSequence
 
     sq = SimSequence.load(path)
-    n = context + horizon
-    for s in range(0, len(sq.rgb) - n + 1, step):
-        yield sq.rgb[s : s + n], sq.depth[s : s + n]
+    stride = stride_for(float(sq.meta["rate_hz"]), rate)
+    for idx in windows(len(sq.rgb), 0, stride, context + horizon, step):
+        yield sq.rgb[idx], sq.depth[idx]
 
 
 def markdown(acc: Accumulator, group: str, methods: list[str]) -> str:
@@ -151,13 +152,17 @@ def evaluate(models: dict[str, Predictor], window_step: int, lpips: bool, split:
         lp = LPIPS.pretrained()
     acc = Accumulator(k)
     counts = {}
-    groups = [(REAL_GROUP[split], lambda f: real_windows(f, c, k, rate, window_step, split), REAL)]
+    def file_name(src: Path) -> str:
+        return src.name
+
+    groups = [(REAL_GROUP[split], lambda f: real_windows(f, c, k, rate, window_step, split), REAL, file_name)]
     if split == "heldout":
-        groups.append(("simulator", lambda f: bag_windows(f, c, k, max(1, window_step // 3)), SIM))
+        groups.append(("simulator", lambda f: bag_windows(f, c, k, max(1, window_step // 3)), SIM, file_name))
     if sim_sequences:
-        groups.append((SIM_MIX_GROUP, lambda f: sim_mix_windows(f, c, k, max(1, window_step // 3)), sim_sequences))
+        groups.append((SIM_MIX_GROUP, lambda f: sim_mix_windows(f, c, k, rate, max(1, window_step // 3)),
+                       sim_sequences, sequence_name))
     cv = ConstantVelocity(c)
-    for group, source_windows, sources in groups:
+    for group, source_windows, sources, name_of in groups:
         for src in sources:
             if not src.exists():
                 print(f"skipping {src}: not found", file=sys.stderr)
@@ -178,7 +183,7 @@ def evaluate(models: dict[str, Predictor], window_step: int, lpips: bool, split:
                         r, _ = p.autoencode(None, cd[None], fr[None], fd[None])
                         _, d = p.autoencode(cr[None], None, fr[None], fd[None])
                         score(acc, f"{group}/ceiling:{name}/silent_sensor", r, d, *truth, lp)
-            counts[f"{src.parent.parent.name}/{src.stem}" if group == SIM_MIX_GROUP else str(src.name)] = n
+            counts[name_of(src)] = n
     return acc, counts
 
 

@@ -34,7 +34,7 @@ def sim_seq(tmp_path_factory):
 
 
 def test_sim_mix_windows_cover_the_whole_sequence(ac, sim_seq):
-    wins = list(ac.sim_mix_windows(sim_seq, 2, 4, 3))
+    wins = list(ac.sim_mix_windows(sim_seq, 2, 4, 10.0, 3))
     assert len(wins) == 3  # starts 0, 3, 6 of 12 frames
     rgb, dep = wins[1]
     assert rgb.shape == (6, 24, 32, 3) and rgb.dtype == np.uint8 and dep.shape == (6, 24, 32)

@@ -48,6 +48,12 @@ def mix_datasets(sim_root: str | Path, parts: tuple[SimMix, ...]) -> list[Path]:
     return [part_dataset(sim_root, p) for p in parts]
 
 
+def sequence_name(path: str | Path) -> str:
+    """``part/seq_NNNNN`` of a raw render under ``sim_root/<part>/raw/`` (how evaluation tables name it)."""
+    path = Path(path)
+    return f"{path.parent.parent.name}/{path.stem}"
+
+
 def heldout_sim_sequences(sim_root: str | Path, parts: tuple[SimMix, ...]) -> list[Path]:
     """The raw renders (render resolution) of every part's validation sequences: the held-out simulator
     sequences, never trained on. Parts not made yet contribute none."""

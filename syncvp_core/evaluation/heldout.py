@@ -27,6 +27,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from ..data.mix import sequence_name
 from ..diffusion.guidance import GUIDED
 from ..predictor import Predictor
 from ..training.data import read_folder, split_point, stride_for
@@ -63,8 +64,7 @@ def _heldout(folders: list[str], holdout_fraction: float, sim_sequences: list[st
         from ..data.sim import SimSequence
 
         sq = SimSequence.load(path)
-        path = Path(path)
-        yield f"sim/{path.parent.parent.name}/{path.stem}", sq.rgb, sq.depth, float(sq.meta["rate_hz"]), 0
+        yield f"sim/{sequence_name(path)}", sq.rgb, sq.depth, float(sq.meta["rate_hz"]), 0
 
 
 def evaluate(checkpoint: str | Path | None, folders: list[str], holdout_fraction: float, horizon: int | None = None,
