@@ -191,3 +191,52 @@ def test_eval_heldout_cli_scores_the_chosen_sources(run, tmp_path):
     assert list(json.loads((tmp_path / "r.json").read_text())["sequences"]) == ["seq"]
     res = CliRunner().invoke(eval_heldout, [*common, "--sources", "sim"])  # this config has no simulator mix
     assert res.exit_code != 0 and "no held-out sim sources" in res.output
+
+
+def test_cache_resumes_from_finished_parts_and_keeps_plain_parts_for_mirroring(run, tmp_path, monkeypatch):
+    """An interrupted cache run keeps its finished parts; switching mirrored copies on encodes only those."""
+    clips = run.clips(run.cfg.context_frames + run.cfg.chunk_frames)
+    key = run._cache_key()
+    args = (run.cfg, run.ae_path("rgb"), run.ae_path("depth"), clips)
+    whole, _ = load_checkpoint(S.cache_latents(*args, False, tmp_path / "whole.safetensors", progress=False,
+                                               part_key=key))
+    encode, calls = S._encode_part, []
+
+    def counted(*a, **k):
+        calls.append(a[4])  # the part's flip
+        if len(calls) == 2 and interrupt:
+            raise KeyboardInterrupt
+        return encode(*a, **k)
+
+    monkeypatch.setattr(S, "_encode_part", counted)
+    out = tmp_path / "cut.safetensors"
+    interrupt = True
+    with pytest.raises(KeyboardInterrupt):
+        S.cache_latents(*args, False, out, progress=False, part_key=key, part_size=8)
+    n_parts = -(-len(clips) // 8)
+    assert n_parts >= 3 and len(list((tmp_path / "cut.safetensors.parts").glob("*.safetensors"))) == 1
+    interrupt, calls[:] = False, []
+    cut, _ = load_checkpoint(S.cache_latents(*args, False, out, progress=False, part_key=key, part_size=8))
+    assert len(calls) == n_parts - 1
+    # Same latents (batch composition differs with the part size: float rounding only).
+    assert cut.keys() == whole.keys() and all(torch.allclose(cut[k], whole[k], atol=1e-5) for k in whole)
+    assert not (tmp_path / "cut.safetensors.parts").exists()  # merged and cleaned up
+
+    # Mirrored copies switched on after an interrupted plain run: its finished plain part is kept.
+    half = -(-len(clips) // 2)
+    interrupt, calls[:] = True, []
+    with pytest.raises(KeyboardInterrupt):
+        S.cache_latents(*args, False, out, progress=False, part_key=key, part_size=half)
+    interrupt, calls[:] = False, []
+    both, meta = load_checkpoint(S.cache_latents(*args, True, out, progress=False,
+                                                 part_key={**key, "cache_hflip": True}, part_size=half))
+    assert calls == [False, True, True] and meta["n"] == 2 * len(clips)
+    assert all(torch.allclose(both[k][: len(clips)], whole[k], atol=1e-5) for k in whole)
+    assert not torch.equal(both["rgb.tgt.xy"][len(clips):], whole["rgb.tgt.xy"])
+    # A part made from other autoencoder files is stale: encoded again.
+    interrupt, calls[:] = True, []
+    with pytest.raises(KeyboardInterrupt):
+        S.cache_latents(*args, False, out, progress=False, part_key=key, part_size=half)
+    interrupt, calls[:] = False, []
+    S.cache_latents(*args, False, out, progress=False, part_key={**key, "ae_rgb_sha256": "other"}, part_size=half)
+    assert calls == [False, False]

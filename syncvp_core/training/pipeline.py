@@ -120,7 +120,11 @@ class Session:
                 "ae_depth_sha256": file_sha256(self.ae_path("depth")), "data_fingerprint": self.fingerprint(),
                 "start_step": self.tcfg.data.start_step,
                 **({"reverse_time": True} if self.tcfg.data.reverse_time else {}),  # old caches stay valid
-                "cache_hflip": self.tcfg.data.cache_hflip, "config": json.loads(self.cfg.to_json())}
+                "cache_hflip": self.tcfg.data.cache_hflip, "config": self._latent_config()}
+
+    def _latent_config(self) -> dict[str, Any]:
+        # The sampler does not change what the autoencoders encode: switching it keeps the cache.
+        return {k: v for k, v in json.loads(self.cfg.to_json()).items() if k != "sampler"}
 
     def run_cache(self, reuse: bool = False) -> Path:
         """Encode the training clips; with ``reuse`` an existing cache made from the same autoencoder files,
@@ -141,7 +145,8 @@ class Session:
                     return out
             clips = self.clips(self.cfg.context_frames + self.cfg.chunk_frames, self.tcfg.data.start_step)
             S.cache_latents(self.cfg, self.ae_path("rgb"), self.ae_path("depth"), clips, self.tcfg.data.cache_hflip,
-                            out, self.device, progress=self.tcfg.progress, meta={**self.base_meta(), **key})
+                            out, self.device, progress=self.tcfg.progress, meta={**self.base_meta(), **key},
+                            part_key=key)
         barrier(self.info)
         return out
 

@@ -11,6 +11,7 @@
 """
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -19,7 +20,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from ..checkpoint import CheckpointError, load_checkpoint, load_into, save_checkpoint
+from ..checkpoint import CheckpointError, load_checkpoint, load_into, save_checkpoint, sidecar_path
 from ..config import ModelConfig
 from ..diffusion.losses import joint_loss, single_loss
 from ..diffusion.schedule import NoiseSchedule
@@ -176,20 +177,66 @@ def ae_task(cfg: ModelConfig, acfg: AEConfig, modality: str, clips: ClipIndex, h
 
 def cache_latents(cfg: ModelConfig, ae_rgb_path: Path, ae_depth_path: Path, clips: ClipIndex, hflip: bool,
                   out: Path, device: str = "cpu", batch: int = 16, progress: bool = True,
-                  meta: dict[str, Any] | None = None) -> Path:
-    """Encode every training clip (context + future, both modalities, and mirrored if ``hflip``) once."""
+                  meta: dict[str, Any] | None = None, part_key: dict[str, Any] | None = None,
+                  part_size: int = 1024) -> Path:
+    """Encode every training clip (context + future, both modalities, and mirrored if ``hflip``) once.
+
+    Encoding the motion mix takes an hour on a CPU, so it is written in parts of ``part_size`` clips under
+    ``<out>.parts/``: an interrupted run keeps every finished part whose key (``part_key``: what the latents
+    depend on, autoencoder files, data, clip settings; without the mirroring switch, so switching mirrored
+    copies on keeps the plain parts) matches. The parts are merged into ``out`` and removed at the end."""
     model = SyncVPModel(cfg)
     for mod, p in (("rgb", ae_rgb_path), ("depth", ae_depth_path)):
         tensors, _ = load_checkpoint(p)
         load_into(getattr(model, f"ae_{mod}"), tensors, p, prefix=f"ae_{mod}.")
     model.to(device).eval()
-    jobs = [(i, f) for f in ((False, True) if hflip else (False,)) for i in range(len(clips))]
+    base = {k: v for k, v in (part_key or {}).items() if k != "cache_hflip"}
+    parts_dir = Path(str(out) + ".parts")
+    parts = []
+    for flip in (False, True) if hflip else (False,):
+        for s in range(0, len(clips), part_size):
+            key = {**base, "clips": len(clips), "flip": flip, "start": s, "stop": min(s + part_size, len(clips))}
+            parts.append((parts_dir / f"{'mirror' if flip else 'plain'}_{s:07d}.safetensors", key))
+    acc: dict[str, list[torch.Tensor]] = {}
+    for path, key in tqdm(parts, desc="cache-latents", disable=not progress):
+        tensors = _cached_part(path, key)
+        if tensors is None:
+            tensors = _encode_part(cfg, model, clips, range(key["start"], key["stop"]), key["flip"], device, batch)
+            save_checkpoint(path, tensors, {"kind": "latent_part", "part": key})
+        for k, v in tensors.items():
+            acc.setdefault(k, []).append(v)
+    tensors = {k: torch.cat(v) for k, v in acc.items()}
+    info = {"config": cfg.to_dict(), **(meta or {}), "kind": "latents", "clips": len(clips), "hflip": hflip,
+            "n": len(clips) * (2 if hflip else 1), "ae_rgb": str(ae_rgb_path), "ae_depth": str(ae_depth_path)}
+    save_checkpoint(out, tensors, info)
+    for path, _ in parts:
+        path.unlink(missing_ok=True)
+        sidecar_path(path).unlink(missing_ok=True)
+    if parts_dir.exists() and not any(parts_dir.iterdir()):
+        parts_dir.rmdir()
+    return out
+
+
+def _cached_part(path: Path, key: dict[str, Any]) -> dict[str, torch.Tensor] | None:
+    """A finished part of an interrupted cache run, or None when it is missing, unreadable or stale."""
+    if not path.exists():
+        return None
+    try:
+        tensors, meta = load_checkpoint(path)
+    except CheckpointError:
+        return None  # a part cut short by the interruption: encode it again
+    same = json.dumps(meta.get("part"), sort_keys=True, default=str) == json.dumps(key, sort_keys=True, default=str)
+    return tensors if meta.get("kind") == "latent_part" and same else None
+
+
+def _encode_part(cfg: ModelConfig, model: SyncVPModel, clips: ClipIndex, idx: range, flip: bool, device: str,
+                 batch: int) -> dict[str, torch.Tensor]:
     acc: dict[str, list[torch.Tensor]] = {}
     c = cfg.context_frames
-    for s in tqdm(range(0, len(jobs), batch), desc="cache-latents", disable=not progress):
-        part = jobs[s : s + batch]
-        rgb, dep = zip(*(clips.frames(i) for i, _ in part))
-        x_r, x_d, valid = to_model_tensors(np.stack(rgb), np.stack(dep), cfg, np.array([f for _, f in part]))
+    for s in range(idx.start, idx.stop, batch):
+        part = range(s, min(s + batch, idx.stop))
+        rgb, dep = zip(*(clips.frames(i) for i in part))
+        x_r, x_d, valid = to_model_tensors(np.stack(rgb), np.stack(dep), cfg, np.full(len(part), flip))
         with torch.no_grad():
             for mod, x in (("rgb", x_r), ("depth", x_d)):
                 x, anchor = encoder_inputs(cfg, mod, x.to(device), valid.to(device))
@@ -200,11 +247,7 @@ def cache_latents(cfg: ModelConfig, ae_rgb_path: Path, ae_depth_path: Path, clip
                     z = model.autoencoder(mod).encode(x[:, :, sl], a)
                     for name, p in zip(PLANES, z.planes()):
                         acc.setdefault(f"{mod}.{role}.{name}", []).append(p.cpu())
-    tensors = {k: torch.cat(v) for k, v in acc.items()}
-    info = {"config": cfg.to_dict(), **(meta or {}), "kind": "latents", "clips": len(clips), "hflip": hflip,
-            "n": len(jobs), "ae_rgb": str(ae_rgb_path), "ae_depth": str(ae_depth_path)}
-    save_checkpoint(out, tensors, info)
-    return out
+    return {k: torch.cat(v) for k, v in acc.items()}
 
 
 def encoder_inputs(cfg: ModelConfig, modality: str, x: torch.Tensor, valid: torch.Tensor):
