@@ -7,7 +7,8 @@ sequences, never on the held-out tails that the model card reports.
 A setting is ``start:start_t:steps`` (``sampler.start``, ``sampler.start_t``, ``sampler.steps``). For every
 checkpoint x setting it prints, per horizon and as the mean over t+1..t+8, LPIPS and depth AbsRel of the
 full-mode forecast (both sensors) at the sensor resolution, and RGB-only depth AbsRel, beside copy-last on
-the same windows. Training windows favour a model that memorised them, equally for every setting of one
+the same windows; with ``--samples N`` also the mean of N forecasts (the node's ``num_samples``). Training
+windows favour a model that memorised them, equally for every setting of one
 checkpoint; between checkpoints trained on the same data the comparison is biased the same way.
 """
 from __future__ import annotations
@@ -44,6 +45,8 @@ def main(argv=None) -> None:
     ap.add_argument("--checkpoint", action="append", required=True, metavar="NAME=PATH")
     ap.add_argument("--setting", action="append", required=True, metavar="START:START_T:STEPS")
     ap.add_argument("--window-step", type=int, default=48, help="source frames between training windows")
+    ap.add_argument("--samples", type=int, action="append", default=[], metavar="N",
+                    help="also score the full-mode mean of N forecasts (the node's num_samples); repeatable")
     ap.add_argument("--threads", type=int, default=1)
     a = ap.parse_args(argv)
     torch.set_num_threads(a.threads)
@@ -68,11 +71,15 @@ def main(argv=None) -> None:
                 score(acc, name, out.rgb, out.depth, *truth, lp)
                 out = p.predict(cr, None, seed=0)
                 score(acc, f"{name}/rgb_only", out.rgb, out.depth, *truth, lp)
+                for m in a.samples:
+                    out = p.predict(cr, cd, seed=0, num_samples=m)
+                    score(acc, f"{name}/mean{m}", out.rgb, out.depth, *truth, lp)
     summary = acc.summary()
     print(f"training-part windows: {n}; {time.time() - t0:.0f} s")
     print("| method | metric | " + " | ".join(f"t+{i + 1}" for i in range(k)) + " | mean |")
     print("|---|---|" + "---|" * (k + 1))
-    for method in ["copy_last", *models, *(f"{m}/rgb_only" for m in models)]:
+    means = [f"{m}/mean{k}" for m in models for k in a.samples]
+    for method in ["copy_last", *models, *(f"{m}/rgb_only" for m in models), *means]:
         for metric in ("lpips", "absrel"):
             s = summary.get(f"{method}/{metric}")
             if s is None:
