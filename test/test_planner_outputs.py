@@ -219,8 +219,8 @@ except ImportError:
         raise
     pc2 = None
 needs_sensor_msgs_py = pytest.mark.skipif(
-    pc2 is None, reason="sensor_msgs_py (ROS 2 sources, not on PyPI) is not installed: build it with "
-    "/work/shared/tools/ros2-cli and run this file in that venv")
+    pc2 is None, reason="sensor_msgs_py (ROS 2 sources, not on PyPI) is not installed here: `make test-launch` "
+    "runs these tests in the ROS 2 tool venv")
 
 
 @needs_sensor_msgs_py
