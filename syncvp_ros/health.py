@@ -32,14 +32,15 @@ class Health:
 
 def assess(state: str, mode: str, enabled: bool, configure_error: str = "",
            recent_problems: dict[str, int] | None = None, waiting: bool = False,
-           stall: Health | None = None, awaiting_first_input: str = "") -> Health:
+           stall: Health | None = None, awaiting_first_input: str = "", inferred_depth: str = "publish") -> Health:
     """One line a user can act on, most severe cause first.
 
     ``state``: lifecycle state label (unconfigured/inactive/active/finalized); ``mode``: current
     conditioning mode; ``recent_problems``: bad-input kinds seen since the last report, with counts;
     ``waiting``: active but the context window is not full yet; ``stall``: the :class:`StallWatch`
     verdict; ``awaiting_first_input``: non-empty while no input has ever arrived (start-up before the
-    camera publishes is normal: WARN, not ERROR), saying what is awaited.
+    camera publishes is normal: WARN, not ERROR), saying what is awaited; ``inferred_depth``: the node's
+    parameter (publish | withhold the depth predicted from colour alone).
     """
     if state != "active":
         if configure_error:
@@ -56,6 +57,9 @@ def assess(state: str, mode: str, enabled: bool, configure_error: str = "",
     if mode == "rgb_only":
         # The shipped model's depth inferred from colour alone is far off on real scenes (MODEL_CARD.md):
         # say so where operators look, not only in the card.
+        if inferred_depth == "withhold":
+            return Health(WARN, "depth missing: predicting from colour only (rgb_only guidance); predicted "
+                          "depth and clouds withheld until depth returns (inferred_depth=withhold)" + bad)
         return Health(WARN, "depth missing: predicting from colour only (rgb_only guidance); the published "
                       "depth is inferred from colour, do not rely on it" + bad)
     if mode == "depth_only":

@@ -121,6 +121,10 @@ PARAMS: tuple[ParamSpec, ...] = (
     _p("force_mode", str, "auto", "auto = full when both sensors work, guidance mode when one drops out; "
        "rgb_only / depth_only = always condition on that modality only.", "Dropout",
        choices=("auto", "rgb_only", "depth_only")),
+    _p("inferred_depth", str, "publish", "What happens to the depth predicted from colour alone (rgb_only "
+       "mode): publish = depth images and clouds as in full mode; withhold = colour only, no depth images, "
+       "clouds or depth spread until depth returns (the shipped model's colour-only depth is far off on real "
+       "scenes: MODEL_CARD.md). Diagnostics say which.", "Dropout", choices=("publish", "withhold")),
     # -------------------------------------------------------------------------------- outputs
     _p("depth_encoding", str, "32FC1", "Encoding of the predicted depth: 32FC1 (metres, NaN invalid) or "
        "16UC1 (millimetres, 0 invalid).", "Outputs", scope="configure", choices=("32FC1", "16UC1")),

@@ -98,11 +98,13 @@ class PlannerOutputs:
         return any(pub.get_subscription_count() > 0 for triple in self._pubs for pub in triple)
 
     def publish(self, stamps_ns: list[int], context_stamp_ns: int, frame_id: str, rgb: np.ndarray,
-                depth: np.ndarray, spread: Spread | None, camera_info: CameraInfo | None) -> None:
+                depth: np.ndarray, spread: Spread | None, camera_info: CameraInfo | None,
+                with_depth: bool = True) -> None:
         """One prediction: rgb uint8 (K, H, W, 3) and depth float32 (K, H, W) as published on the image
-        topics; spread at the predictor's output size (resized here when the node resized the images)."""
+        topics; spread at the predictor's output size (resized here when the node resized the images).
+        ``with_depth`` False (depth withheld by the node): colour spread only, no clouds."""
         out_hw = depth.shape[1:3]
-        clouds = any(self._points_wanted(t[0]) for t in self._pubs)
+        clouds = with_depth and any(self._points_wanted(t[0]) for t in self._pubs)
         k_matrix = self._intrinsics(camera_info, out_hw) if clouds else None
         for k, (stamp, (pub_pts, pub_dstd, pub_cstd)) in enumerate(zip(stamps_ns, self._pubs)):
             header = Header(frame_id=frame_id)
@@ -117,7 +119,7 @@ class PlannerOutputs:
                 pub_pts.publish(cloud_msg(cloud, cloud_header))
             if spread is None:
                 continue
-            if self._wanted(pub_dstd):
+            if with_depth and self._wanted(pub_dstd):
                 pub_dstd.publish(std_msg(resize_std(spread.depth_std[k], out_hw), header))
             if self._wanted(pub_cstd):
                 pub_cstd.publish(std_msg(resize_std(spread.rgb_std[k], out_hw), header,

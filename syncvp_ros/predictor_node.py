@@ -565,12 +565,13 @@ class PredictorNode(LifecycleNode):
         with self._lock:
             if not self._pubs or not self.context.ok():  # deactivated or shutting down while predicting
                 return
+            withhold = self._withholds_depth(job.mode)
             for k, stamp in enumerate(job.stamps_ns):
                 header = Header(frame_id=job.frame_id)
                 ros_io.set_stamp(header, stamp)
-                self._publish_step(k, header, job, pred)
+                self._publish_step(k, header, job, pred, withhold)
             self._planner.publish(job.stamps_ns, job.frames[-1].stamp_ns, job.frame_id, pred.rgb, pred.depth,
-                                  pred.spread, job.camera_info)
+                                  pred.spread, job.camera_info, with_depth=not withhold)
         mono = time.monotonic()
         self.monitor.published(mono, pred.finished - pred.started, self._now_s() - job.frames[-1].stamp_ns * 1e-9)
         resumed = self.monitor.stall.progress(mono, self._progress())
@@ -581,16 +582,21 @@ class PredictorNode(LifecycleNode):
         self._publish_status(event="prediction", stamp_ns=job.frames[-1].stamp_ns, used_mode=job.mode,
                              latency_ms=round((pred.finished - pred.started) * 1e3, 2),
                              queue_ms=round((pred.started - job.submitted) * 1e3, 2),
-                             publish_ms=round((t2 - pred.finished) * 1e3, 2))
+                             publish_ms=round((t2 - pred.finished) * 1e3, 2),
+                             **({"depth_withheld": True} if withhold else {}))
 
-    def _publish_step(self, k: int, header: Header, job: _Job, pred: _Prediction) -> None:
-        """Horizon step ``k`` (0-based, topics h{k+1}): colour, depth, camera_info. Outputs without a
-        subscriber are not encoded. Further per-step outputs belong here."""
+    def _withholds_depth(self, mode: str) -> bool:
+        """Depth predicted from colour alone is not published with ``inferred_depth: withhold``."""
+        return mode == RGB_ONLY and self._p["inferred_depth"] == "withhold"
+
+    def _publish_step(self, k: int, header: Header, job: _Job, pred: _Prediction, withhold: bool) -> None:
+        """Horizon step ``k`` (0-based, topics h{k+1}): colour, depth (unless ``withhold``), camera_info.
+        Outputs without a subscriber are not encoded. Further per-step outputs belong here."""
         pub_c, pub_d, pub_i = self._pubs[k]
         always = self._p["always_predict"]
         if pub_c.get_subscription_count() or always:
             pub_c.publish(ros_io.color_msg(pred.rgb[k], header))
-        if pub_d.get_subscription_count() or always:
+        if not withhold and (pub_d.get_subscription_count() or always):
             pub_d.publish(ros_io.depth_msg(pred.depth[k], header, self._p["depth_encoding"]))
         if job.camera_info is not None and (pub_i.get_subscription_count() or always):
             pub_i.publish(ros_io.scaled_camera_info(job.camera_info, pred.rgb.shape[1:3], header))
@@ -635,7 +641,8 @@ class PredictorNode(LifecycleNode):
         waiting = self.buffer is not None and len(self.buffer) < self.buffer.length
         stall = self.monitor.stall.verdict if self._predictions_expected() else None
         h = health.assess(self._state, mode, self._enabled, self.configure_error,
-                          self.monitor.problems.take_recent(), waiting, stall, self._awaiting_first_input())
+                          self.monitor.problems.take_recent(), waiting, stall, self._awaiting_first_input(),
+                          self._p["inferred_depth"])
         pred = self.predictor
         kv = {"state": self._state, "mode": mode, "enabled": str(self._enabled),
               "backend": getattr(pred, "backend_name", "n/a"), "model": getattr(pred, "model_name", "n/a"),

@@ -250,3 +250,24 @@ def test_use_sim_time_drives_the_dropout_clock(harness):
         h.publish_frame(i, S + i * S // 10, depth=False)
         time.sleep(0.05)
     assert h.wait_until(lambda: h.node.modes.mode == "rgb_only", 3)
+
+
+def test_inferred_depth_withhold_publishes_colour_only_while_depth_is_missing(harness):
+    h = harness(params={"dropout_timeout": 0.3, "inferred_depth": "withhold", "num_samples": 2,
+                        "always_predict": True})
+    from sensor_msgs.msg import PointCloud2
+
+    h.subscribe(PointCloud2, "/syncvp/pred/h1/points", "h1/points")
+    h.start_stream()
+    assert wait_predictions(h, 1) and h.wait_until(lambda: h.count("h1/depth") and h.count("h1/points"), 10)
+    h.streaming["depth"] = False
+    assert h.wait_until(lambda: any(p["used_mode"] == "rgb_only" for p in predictions(h)), 10)
+    n_c, n_d, n_p = h.count("h1/color"), h.count("h1/depth"), h.count("h1/points")
+    assert h.wait_until(lambda: len([p for p in predictions(h) if p["used_mode"] == "rgb_only"]) >= 3, 15)
+    assert h.count("h1/color") > n_c and (h.count("h1/depth"), h.count("h1/points")) == (n_d, n_p)  # colour only
+    assert all(p.get("depth_withheld") for p in predictions(h) if p["used_mode"] == "rgb_only")
+    level, msg = h.node.diagnostics()[0].level, h.node.diagnostics()[0].message
+    assert level == health.WARN and "withheld" in msg
+    h.streaming["depth"] = True
+    assert h.wait_until(lambda: predictions(h)[-1]["used_mode"] == "full", 10)
+    assert h.wait_until(lambda: h.count("h1/depth") > n_d, 10)  # depth is back
