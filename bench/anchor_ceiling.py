@@ -94,12 +94,16 @@ class ComposedAs:
         return getattr(self.p, name)
 
 
-def real_windows(folder: Path, context: int, horizon: int, rate: float, step: int, split: str = "heldout"):
-    """Windows of the held-out tail, or (``split="train"``, for design choices) of the training part."""
+def real_windows(folder: Path, context: int, horizon: int, rate: float, step: int, split: str = "heldout",
+                 span: tuple[float, float] | None = None):
+    """Windows of the held-out tail, or (``split="train"``, for design choices) of the training part; ``span``
+    (fractions of the training part's frames, e.g. (0.75, 1.0)) narrows the training part further."""
     seq = read_folder(folder, resolution=None, show_progress=False)
     stride = stride_for(seq.rate_hz, rate)
     cut = split_point(len(seq), 0.2)
     first, n = (cut, len(seq)) if split == "heldout" else (0, cut)
+    if split != "heldout" and span is not None:
+        first, n = int(cut * span[0]), int(cut * span[1])
     for idx in windows(n, first, stride, context + horizon, step):
         yield seq.rgb[idx], seq.depth[idx]
 

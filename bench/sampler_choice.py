@@ -47,6 +47,9 @@ def main(argv=None) -> None:
     ap.add_argument("--window-step", type=int, default=48, help="source frames between training windows")
     ap.add_argument("--samples", type=int, action="append", default=[], metavar="N",
                     help="also score the full-mode mean of N forecasts (the node's num_samples); repeatable")
+    ap.add_argument("--span", type=float, nargs=2, default=None, metavar=("FROM", "TO"),
+                    help="only windows in this fraction of the training part, e.g. 0.75 1.0: the frames a "
+                         "fine-tune with data.holdout_fraction=0.4 left out")
     ap.add_argument("--threads", type=int, default=1)
     a = ap.parse_args(argv)
     torch.set_num_threads(a.threads)
@@ -62,7 +65,7 @@ def main(argv=None) -> None:
     c, k, rate = any_p.context_frames, any_p.chunk_frames, any_p.frame_rate_hz
     n = 0
     for src in REAL:
-        for rgb, dep in real_windows(src, c, k, rate, a.window_step, split="train"):
+        for rgb, dep in real_windows(src, c, k, rate, a.window_step, split="train", span=a.span):
             n += 1
             cr, cd, truth = rgb[None, :c], dep[None, :c], (rgb[None, c:], dep[None, c:])
             score(acc, "copy_last", np.repeat(cr[:, -1:], k, 1), np.repeat(cd[:, -1:], k, 1), *truth, lp)

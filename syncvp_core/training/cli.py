@@ -23,8 +23,12 @@ def _session(config: str, overrides: tuple[str, ...]):
                    "SyncVP initialised from the single models; all: ae -> cache-latents -> [single] -> joint.")
 @click.option("--modality", type=click.Choice(["rgb", "depth"]), default=None,
               help="Train only this modality (stages ae/single); default both, one after the other.")
+@click.option("--forecasts-of", "forecasts_of", default=None, type=click.Path(exists=True, dir_okay=False),
+              help="Stage ae only: fine-tune the decoders (encoders frozen) on the forecasts of this model "
+                   "bundle instead of on true latents (docs/training.md).")
 @click.argument("overrides", nargs=-1)
-def train(config: str, stage: str, modality: str | None, overrides: tuple[str, ...]) -> None:
+def train(config: str, stage: str, modality: str | None, forecasts_of: str | None,
+          overrides: tuple[str, ...]) -> None:
     """Train SyncVP. OVERRIDES are key=value pairs applied to the train config, e.g. joint.steps=2000
     run_dir=runs/x; keys starting with model. change the model config, e.g. model.resolution=[32,32].
 
@@ -32,6 +36,12 @@ def train(config: str, stage: str, modality: str | None, overrides: tuple[str, .
     torchrun --nproc_per_node=N -m syncvp_core.training.cli ... (see docs/training.md)."""
     try:
         s = _session(config, overrides)
+        if forecasts_of is not None:
+            if stage != "ae":
+                raise click.UsageError("--forecasts-of goes with --stage ae")
+            for m in [modality] if modality else ["rgb", "depth"]:
+                click.echo(f"wrote {s.run_forecast_decoder(m, forecasts_of)}")
+            return
         for p in s.run(stage, modality):
             if s.info.main:
                 click.echo(f"wrote {p}")

@@ -113,6 +113,17 @@ class Session:
         task = S.ae_task(self.cfg, self.tcfg.ae, modality, clips, self.tcfg.data.hflip, self.device)
         return self._train(task, self.tcfg.ae)
 
+    def run_forecast_decoder(self, modality: str, bundle: Path) -> Path:
+        """Fine-tune this run's ``ae_<modality>`` decoder on the forecasts of ``bundle`` (encoders, denoiser
+        frozen; syncvp_core.training.forecast_decoder). Uses the ``ae`` settings (steps, lr, batch)."""
+        from .forecast_decoder import forecast_decoder_task
+
+        clips = self.clips(self.cfg.context_frames + self.cfg.chunk_frames, self.tcfg.data.start_step)
+        torch.manual_seed(self.tcfg.seed)
+        task = forecast_decoder_task(self.cfg, self.tcfg.ae, modality, clips, Path(bundle), self.tcfg.data.hflip,
+                                     self.device)
+        return self._train(task, self.tcfg.ae)
+
     def _cache_key(self) -> dict[str, Any]:
         from ..checkpoint import file_sha256
 

@@ -124,33 +124,14 @@ def ae_task(cfg: ModelConfig, acfg: AEConfig, modality: str, clips: ClipIndex, h
         bt = batch(idx, gen, info)
         x, mask = bt.network(modality, device)
         target, tmask = x[:, :, bt.score], (None if modality == "rgb" else mask[:, :, bt.score])
-        parts = {}
         if bt.anchor_index is None:
             y = model(target)
-            total = acfg.recon_weight * (rec := recon_loss(y, target, tmask, acfg.recon_loss))
-        else:
-            net, anchor = anchored_inputs(x, mask, bt.anchor_index, modality, bt.drop)
-            fields = model(net[:, :, bt.score], anchor)
-            y, warp_valid = anchored_outputs(fields, anchor, modality)
-            total = acfg.recon_weight * (rec := multiscale_recon_loss(y, target, tmask, acfg.recon_loss))
-            if acfg.flow_teacher_weight > 0:
-                r = bt.x_r.to(device)
-                teacher = teacher_flow(r[:, :, bt.score], r[:, :, bt.anchor_index])
-                # A clip whose anchor was dropped has nothing to warp: no flow target.
-                keep = (~bt.drop).to(device).view(-1, 1, 1, 1, 1).float()
-                ft = flow_teacher_loss(fields * keep, teacher * keep)
-                total = total + acfg.flow_teacher_weight * ft
-                parts["flow"] = float(ft.detach())
-            if warp_valid is not None:
-                holes = hole_validity_loss(fields, warp_valid, tmask)
-                total = total + acfg.hole_weight * holes
-                parts["holes"] = float(holes.detach())
-        parts["recon"] = float(rec.detach())
-        if lpips is not None:
-            p = perceptual_term(lpips, y, target, bt.frame_idx)
-            total = total + acfg.perceptual_weight * p
-            parts["perceptual"] = float(p.detach())
-        return total, parts
+            rec = recon_loss(y, target, tmask, acfg.recon_loss)
+            return with_perceptual(acfg, lpips, y, target, bt.frame_idx, acfg.recon_weight * rec,
+                                   {"recon": float(rec.detach())})
+        net, anchor = anchored_inputs(x, mask, bt.anchor_index, modality, bt.drop)
+        return anchored_loss(acfg, lpips, modality, model(net[:, :, bt.score], anchor), anchor, target, tmask, bt,
+                             device)
 
     def sample(model, writer, step):
         bt = batch(np.array([0]), torch.Generator().manual_seed(0), DistInfo())
@@ -169,6 +150,38 @@ def ae_task(cfg: ModelConfig, acfg: AEConfig, modality: str, clips: ClipIndex, h
     meta = {"modality": modality, "init": how, "freeze_encoder": acfg.freeze_encoder,
             "decoder": cfg.autoencoder.decoder, "perceptual_weight": acfg.perceptual_weight}
     return Task(f"ae_{modality}", module, len(clips), loss, f"ae_{modality}.", meta, sample)
+
+
+def anchored_loss(acfg: AEConfig, lpips, modality: str, fields: torch.Tensor, anchor: torch.Tensor,
+                  target: torch.Tensor, tmask: torch.Tensor | None, bt: AEBatch, device: str):
+    """The anchored autoencoder's objective for decoder ``fields`` against the ``target`` frames of ``bt``:
+    multi-scale reconstruction of the composed frames, DIS flow teacher, depth hole validity, LPIPS."""
+    y, warp_valid = anchored_outputs(fields, anchor, modality)
+    rec = multiscale_recon_loss(y, target, tmask, acfg.recon_loss)
+    total, parts = acfg.recon_weight * rec, {"recon": float(rec.detach())}
+    if acfg.flow_teacher_weight > 0:
+        r = bt.x_r.to(device)
+        teacher = teacher_flow(r[:, :, bt.score], r[:, :, bt.anchor_index])
+        # A clip whose anchor was dropped has nothing to warp: no flow target.
+        keep = (~bt.drop).to(device).view(-1, 1, 1, 1, 1).float()
+        ft = flow_teacher_loss(fields * keep, teacher * keep)
+        total = total + acfg.flow_teacher_weight * ft
+        parts["flow"] = float(ft.detach())
+    if warp_valid is not None:
+        holes = hole_validity_loss(fields, warp_valid, tmask)
+        total = total + acfg.hole_weight * holes
+        parts["holes"] = float(holes.detach())
+    return with_perceptual(acfg, lpips, y, target, bt.frame_idx, total, parts)
+
+
+def with_perceptual(acfg: AEConfig, lpips, y: torch.Tensor, target: torch.Tensor, frame_idx: torch.Tensor,
+                    total: torch.Tensor, parts: dict[str, float]):
+    """(total + the LPIPS term on one frame per clip when ``lpips`` is set, parts)."""
+    if lpips is not None:
+        p = perceptual_term(lpips, y, target, frame_idx)
+        total = total + acfg.perceptual_weight * p
+        parts["perceptual"] = float(p.detach())
+    return total, parts
 
 
 # ---------------------------------------------------------------------------------------------------------
