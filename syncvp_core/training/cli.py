@@ -54,7 +54,8 @@ def train(config: str, stage: str, modality: str | None, forecasts_of: str | Non
 @click.argument("overrides", nargs=-1)
 def cache_latents(config: str, overrides: tuple[str, ...]) -> None:
     """Encode every training clip once with the trained autoencoders (<run_dir>/ae_*/ema.safetensors) into
-    <run_dir>/latents.safetensors (or data.latent_cache), so diffusion training skips the encoder."""
+    <run_dir>/latents.safetensors (or data.latent_cache), so diffusion training skips the encoder. Written in
+    parts under <cache>.parts/: run it again after an interruption and it continues from the finished parts."""
     try:
         s = _session(config, overrides)
         p = s.run_cache()
