@@ -35,10 +35,10 @@ def train(config: str, stage: str, modality: str | None, forecasts_of: str | Non
     Runs resume automatically from <run_dir>/<stage>/state.safetensors. Multi-process:
     torchrun --nproc_per_node=N -m syncvp_core.training.cli ... (see docs/training.md)."""
     try:
+        if forecasts_of is not None and stage != "ae":
+            raise click.UsageError("--forecasts-of goes with --stage ae")
         s = _session(config, overrides)
         if forecasts_of is not None:
-            if stage != "ae":
-                raise click.UsageError("--forecasts-of goes with --stage ae")
             for m in [modality] if modality else ["rgb", "depth"]:
                 click.echo(f"wrote {s.run_forecast_decoder(m, forecasts_of)}")
             return
