@@ -118,6 +118,8 @@ class Session:
         frozen; syncvp_core.training.forecast_decoder). Uses the ``ae`` settings (steps, lr, batch)."""
         from .forecast_decoder import forecast_decoder_task
 
+        if self.info.world > 1:  # it calls decode(), which DistributedDataParallel would not synchronise
+            raise CheckpointError("decoder fine-tuning on forecasts runs in one process (no torchrun)")
         clips = self.clips(self.cfg.context_frames + self.cfg.chunk_frames, self.tcfg.data.start_step)
         torch.manual_seed(self.tcfg.seed)
         task = forecast_decoder_task(self.cfg, self.tcfg.ae, modality, clips, Path(bundle), self.tcfg.data.hflip,
