@@ -81,7 +81,7 @@ def main(argv=None) -> None:
     print(f"training-part windows: {n}; {time.time() - t0:.0f} s")
     print("| method | metric | " + " | ".join(f"t+{i + 1}" for i in range(k)) + " | mean |")
     print("|---|---|" + "---|" * (k + 1))
-    means = [f"{m}/mean{k}" for m in models for k in a.samples]
+    means = [f"{m}/mean{n_samples}" for m in models for n_samples in a.samples]
     for method in ["copy_last", *models, *(f"{m}/rgb_only" for m in models), *means]:
         for metric in ("lpips", "absrel"):
             s = summary.get(f"{method}/{metric}")

@@ -55,15 +55,15 @@ def forecast_decoder_task(cfg: ModelConfig, acfg: AEConfig, modality: str, clips
         rgb, dep = zip(*(clips.frames(int(i)) for i in idx))
         x_r, x_d, mask = to_model_tensors(np.stack(rgb), np.stack(dep), cfg, flips.numpy())
         bt = AEBatch(x_r, x_d, mask, slice(c, c + k), frame_idx, c - 1, torch.zeros(len(idx), dtype=bool))
-        nets = {m: anchored_inputs(bt.network(m, device)[0], mask.to(device), c - 1, m) for m in ("rgb", "depth")}
+        xs, valid = {"rgb": x_r.to(device), "depth": x_d.to(device)}, mask.to(device)
+        nets = {m: anchored_inputs(x, valid, c - 1, m) for m, x in xs.items()}
         with torch.no_grad():  # the forecast, as the Predictor makes it with both sensors present
             ctx = [model.autoencoder(m).encode(net[:, :, :c], anchor) for m, (net, anchor) in nets.items()]
             like = Triplane.zeros(len(idx), cfg.autoencoder.latent_channels, k, lh, lw, device=device)
             present = torch.ones(len(idx), 2, device=device)
             z = sample_joint(model.denoiser, sampler, *ctx, present, like, gen)[0 if modality == "rgb" else 1]
-        x, m = bt.network(modality, device)
         anchor = nets[modality][1]
-        target, tmask = x[:, :, c:], (None if modality == "rgb" else m[:, :, c:])
+        target, tmask = xs[modality][:, :, c:], (None if modality == "rgb" else valid[:, :, c:])
         return anchored_loss(acfg, lpips, modality, trained.decode(z, anchor), anchor, target, tmask, bt, device)
 
     meta = {"modality": modality, "init": f"forecasts:{bundle}", "freeze_encoder": True,
