@@ -97,6 +97,12 @@ class SamplerConfig:
     # shorter path and an unsure forecast stays near the observation.
     start: str = "noise"
     start_t: int = 999
+    # The forecast latent is the mean of this many DDIM draws from independent noises, decoded once. With
+    # one x0-predicting step from pure noise, the noise carries almost nothing about the target, so each draw
+    # estimates E[x0 | context] and their mean has less of the network's noise-dependent error; averaging
+    # latents (flow, blend, residual) keeps the composed frame a sharp warp, where averaging decoded frames
+    # blurs it. Costs `draws` denoiser rows per forecast, one decode.
+    draws: int = 1
 
 
 @dataclass
@@ -181,6 +187,8 @@ def validate(cfg: ModelConfig) -> None:
         raise ConfigError("depth range must satisfy 0 < min_m < max_m")
     if cfg.sampler.steps < 1 or cfg.sampler.steps > cfg.diffusion.num_timesteps:
         raise ConfigError("sampler.steps must be in [1, num_timesteps]")
+    if isinstance(cfg.sampler.draws, bool) or not isinstance(cfg.sampler.draws, int) or cfg.sampler.draws < 1:
+        raise ConfigError(f"sampler.draws must be an integer >= 1, got {cfg.sampler.draws!r}")
 
 
 # ----------------------------------------------------------------------------------------------------

@@ -251,6 +251,23 @@ def test_anchored_predictor_handles_a_silent_sensor():
     assert out.mode == "depth_only" and out.rgb.shape == (p.chunk_frames, 20, 28, 3)
 
 
+@pytest.mark.parametrize("start", ["noise", "anchor"])
+def test_sampler_draws_run_that_many_noises_per_forecast_in_one_batch(start):
+    p = Predictor(SyncVPModel(anchored_cfg(**{"sampler.draws": 3, "sampler.start": start, "sampler.start_t": 200})))
+    rows = []
+    denoise = p.backend.denoise
+    p.backend.denoise = lambda x_r, *a: rows.append(x_r.batch) or denoise(x_r, *a)
+    rgb, dep = _context()
+    out = p.predict(np.stack([rgb, rgb]), np.stack([dep, dep]), num_samples=2)  # 2 contexts x 2 samples
+    assert set(rows) == {2 * 2 * 3} and len(rows) == p.config.sampler.steps
+    assert out.rgb.shape == (2, p.chunk_frames, 20, 28, 3) and out.spread.num_samples == 2
+    rows.clear()
+    out = p.predict(rgb, None)  # a silent sensor: its second pass from noise draws 3 noises too
+    assert set(rows) == {3} and out.depth.shape == (p.chunk_frames, 20, 28)
+    with pytest.raises(ConfigError, match="draws"):
+        anchored_cfg(**{"sampler.draws": 0})
+
+
 def test_autoencoder_ceiling_of_an_untrained_anchored_model_is_copy_last():
     p = Predictor(SyncVPModel(anchored_cfg()))
     rgb, dep = _context(t=2 + 4)

@@ -135,6 +135,47 @@ def test_ddim_deterministic_under_seed_and_shapes():
         assert a[1].xt.shape == like.xt.shape
 
 
+@pytest.mark.parametrize("steps, eta", [(1, 0.0), (3, 0.5)])
+def test_ddim_draws_return_the_mean_of_independent_draws_per_row(steps, eta):
+    g = torch.Generator().manual_seed(6)
+    like, ctx_r, ctx_d = tp(g), tp(g), tp(g)
+    present = torch.tensor([[1.0, 1.0], [1.0, 0.0], [0.0, 1.0]])
+    seen = []
+
+    def model(x_r, x_d, t, c_r, c_d, pres):  # depends on the noise, the row's context and its presence
+        assert pres.shape[0] == x_r.batch == c_r.batch
+        seen.append(pres)
+        k = pres[:, :1, None, None]
+        return x_r.zip(c_r, lambda x, c: 0.3 * x + k * c), x_d.zip(c_d, lambda x, c: -0.2 * x + c)
+
+    sched = NoiseSchedule(DiffusionConfig())
+    n = 4
+    out = sample_joint(model, DDIMSampler(sched, steps, eta, draws=n), ctx_r, ctx_d, present, like,
+                       torch.Generator().manual_seed(3))
+    rep = lambda x: x.repeat_interleave(n, 0)  # noqa: E731
+    rows = sample_joint(model, DDIMSampler(sched, steps, eta), ctx_r.map(rep), ctx_d.map(rep), rep(present),
+                        like.map(rep), torch.Generator().manual_seed(3))
+    for a, r in zip(out[0].planes() + out[1].planes(), rows[0].planes() + rows[1].planes()):
+        assert a.shape[0] == 3
+        torch.testing.assert_close(a, r.reshape(3, n, *r.shape[1:]).mean(1))
+        assert not torch.allclose(r[0], r[1])  # the draws of one row differ: the mean is over distinct noises
+    assert torch.equal(seen[0], rep(present))  # each row's draws keep that row's modality presence
+    with pytest.raises(ValueError, match="draws"):
+        DDIMSampler(sched, 1, draws=0)
+
+
+def test_ddim_draws_keep_an_exact_denoiser_exact():
+    g = torch.Generator().manual_seed(4)
+    sched = NoiseSchedule(DiffusionConfig())
+    x0_r, x0_d = tp(g).map(torch.tanh), tp(g).map(torch.tanh)
+    n = 3
+    oracle = Oracle(sched, x0_r.map(lambda x: x.repeat_interleave(n, 0)), x0_d.map(lambda x: x.repeat_interleave(n, 0)))
+    out_r, out_d = sample_joint(oracle, DDIMSampler(sched, 5, draws=n), None, None, torch.ones(3, 2), x0_r,
+                                torch.Generator().manual_seed(9))
+    for a, b in zip(out_r.planes() + out_d.planes(), x0_r.planes() + x0_d.planes()):
+        torch.testing.assert_close(a, b, atol=1e-4, rtol=1e-4)
+
+
 def test_ddim_rejects_bad_step_counts():
     sched = NoiseSchedule(DiffusionConfig())
     with pytest.raises(ValueError):

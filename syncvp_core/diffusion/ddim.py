@@ -14,6 +14,9 @@ grid ends at t = 0 (the official grid's last network call is at t = 9).
 Both branches start from ONE shared initial noise and, for eta > 0, share the per-step noise too
 (shared-noise training makes that the matching choice).
 
+With ``draws`` = N > 1 the loop runs N independent noises per forecast in one batch and returns the mean of
+the N final latents (``sampler.draws`` in the model config explains why).
+
 Starting from the anchor (``sampler.start: anchor``, anchored decoder only): the grid runs from
 ``start_t`` down to 0 and the loop starts at q(x_start | x0 = "nothing changes") with the same shared
 noise, instead of at pure noise. With start_t < T-1 the forecast keeps whatever of the "nothing changes"
@@ -34,12 +37,15 @@ from .schedule import NoiseSchedule
 
 class DDIMSampler:
     def __init__(self, schedule: NoiseSchedule, steps: int, eta: float = 0.0, clip_x0: bool = True,
-                 clip_bound: float = 1.0, start_t: int | None = None):
+                 clip_bound: float = 1.0, start_t: int | None = None, draws: int = 1):
         start_t = schedule.num_timesteps - 1 if start_t is None else int(start_t)
         if not 0 <= start_t < schedule.num_timesteps:
             raise ValueError(f"DDIM start_t must be in [0, {schedule.num_timesteps}), got {start_t}")
         if not 1 <= steps <= start_t + 1:
             raise ValueError(f"DDIM steps must be in [1, {start_t + 1}], got {steps}")
+        if draws < 1:
+            raise ValueError(f"DDIM draws must be >= 1, got {draws}")
+        self.draws = int(draws)
         self.schedule = schedule
         self.steps = steps
         self.eta = eta
@@ -53,11 +59,11 @@ class DDIMSampler:
     def from_config(cls, schedule: NoiseSchedule, cfg: SamplerConfig, steps: int | None = None,
                     clip_bound: float = 1.0) -> DDIMSampler:
         start_t = cfg.start_t if cfg.start == "anchor" else None
-        return cls(schedule, steps or cfg.steps, cfg.eta, cfg.clip_x0, clip_bound, start_t)
+        return cls(schedule, steps or cfg.steps, cfg.eta, cfg.clip_x0, clip_bound, start_t, cfg.draws)
 
     def from_noise(self) -> DDIMSampler:
         """The same sampler over the full grid (from pure noise), same number of steps."""
-        return DDIMSampler(self.schedule, self.steps, self.eta, self.clip_x0, self.clip_bound)
+        return DDIMSampler(self.schedule, self.steps, self.eta, self.clip_x0, self.clip_bound, draws=self.draws)
 
     def prev_timestep(self, i: int) -> int:
         return self.timesteps[i + 1] if i + 1 < len(self.timesteps) else -1
@@ -91,7 +97,25 @@ def sample_joint(denoise: DenoiseFn, sampler: DDIMSampler, ctx_r: Triplane, ctx_
                  start: tuple[Triplane, Triplane] | None = None) -> tuple[Triplane, Triplane]:
     """Run the DDIM loop for both modalities. ``like`` gives the target latent shapes (T = chunk_frames);
     ``denoise`` is one joint step (a torch module or an exported engine behind the same signature).
-    ``start``: clean latents (RGB, depth) the loop starts from, noised to the grid's first timestep."""
+    ``start``: clean latents (RGB, depth) the loop starts from, noised to the grid's first timestep.
+    ``sampler.draws`` > 1: every row runs that many noises (adjacent rows of one batch), the mean is returned."""
+    n = sampler.draws
+    if n == 1:
+        return _loop(denoise, sampler, ctx_r, ctx_d, present, like, generator, start)
+    def rep(x):
+        if x is None:
+            return None
+        return x.map(rep) if isinstance(x, Triplane) else x.repeat_interleave(n, dim=0)
+
+    start = None if start is None else (rep(start[0]), rep(start[1]))
+    z_r, z_d = _loop(denoise, sampler, rep(ctx_r), rep(ctx_d), rep(present), rep(like), generator, start)
+    mean = lambda x: x.reshape(-1, n, *x.shape[1:]).mean(dim=1)  # noqa: E731
+    return z_r.map(mean), z_d.map(mean)
+
+
+def _loop(denoise: DenoiseFn, sampler: DDIMSampler, ctx_r: Triplane, ctx_d: Triplane, present: Tensor,
+          like: Triplane, generator: torch.Generator | None, start: tuple[Triplane, Triplane] | None
+          ) -> tuple[Triplane, Triplane]:
     x_r = Triplane.randn_like(like, generator)
     x_d = x_r  # one shared initial noise for both branches
     b = like.batch
