@@ -257,3 +257,20 @@ def test_extra_baseline_row_and_metric_block(predictor, monkeypatch, tmp_path):
     report = files["report"].read_text()
     assert "## window census" in report and "| frozen |" in report and "copy-last under another name" in report
     assert json.loads(files["metrics"].read_text())["blocks"]["window census"]["windows"] == 2
+
+
+def test_report_names_the_samplers_draws(tmp_path):
+    """A model whose forecast is the mean latent of several draws says so beside its DDIM steps."""
+    import yaml
+
+    cfg = tmp_path / "draws.yaml"
+    cfg.write_text(yaml.safe_dump(json.loads(micro_config(**{"sampler.draws": 3}).to_json())))
+    bag = tmp_path / "bag"
+    write_rgbd_bag(bag, _frames(8))
+    out = tmp_path / "out"
+    res = CliRunner().invoke(eval_bag, [str(bag), "--out", str(out), "--random-init", str(cfg), "--max-windows",
+                                        "1", "--steps", "1", "--no-fvd", "--quiet", "--scenarios", "full"])
+    assert res.exit_code == 0, res.output
+    assert "DDIM steps 1, eta 0.0, mean latent of 3 draws" in (out / "report.md").read_text()
+    data = json.loads((out / "metrics.json").read_text())
+    assert data["protocol"]["model"]["config"]["sampler"]["draws"] == 3  # in the protocol hash too
