@@ -39,3 +39,21 @@ def sliding_frames(n: int, h: int, w: int, rate_hz: float = 10.0, seed: int = 0,
         depth[0, :3] = np.nan
         out.append(RGBDFrame(t0_ns + int(i * 1e9 / rate_hz), rgb, depth, intrinsics_matrix(30, 30, w / 2, h / 2)))
     return out
+
+
+def load_bench(name: str):
+    """Import ``bench/<name>.py`` of a source checkout as a module (the bench scripts are not a package; they
+    import each other, so ``bench/`` goes on ``sys.path``)."""
+    import importlib.util
+    import sys
+    from pathlib import Path
+
+    bench = Path(__file__).resolve().parent.parent / "bench"
+    if not (bench / f"{name}.py").is_file():
+        raise FileNotFoundError(f"{bench / name}.py: the bench scripts live in a source checkout")
+    if str(bench) not in sys.path:
+        sys.path.insert(0, str(bench))
+    spec = importlib.util.spec_from_file_location(name, bench / f"{name}.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod

@@ -1,10 +1,11 @@
 """bench/anchor_ceiling.py: windows of a data mix's held-out simulator sequences, ceilings scored on them."""
 import importlib.util
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
+
+from syncvp_core.testing import load_bench
 
 ROOT = Path(__file__).parent.parent
 pytestmark = pytest.mark.skipif(importlib.util.find_spec("mujoco") is None, reason="mujoco is not installed")
@@ -12,11 +13,7 @@ pytestmark = pytest.mark.skipif(importlib.util.find_spec("mujoco") is None, reas
 
 @pytest.fixture(scope="module")
 def ac():
-    sys.path.insert(0, str(ROOT / "bench"))
-    spec = importlib.util.spec_from_file_location("anchor_ceiling", ROOT / "bench/anchor_ceiling.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+    return load_bench("anchor_ceiling")
 
 
 @pytest.fixture(scope="module")

@@ -1,11 +1,7 @@
 """bench/forecast_ratios.py: ratios oriented so that < 1 means the model is better, per horizon."""
-import importlib.util
-from pathlib import Path
+from syncvp_core.testing import load_bench
 
-BENCH = Path(__file__).parent.parent / "bench/forecast_ratios.py"
-spec = importlib.util.spec_from_file_location("forecast_ratios", BENCH)
-fr = importlib.util.module_from_spec(spec)
-spec.loader.exec_module(fr)
+fr = load_bench("forecast_ratios")
 
 
 def _stat(values):

@@ -1,7 +1,6 @@
 """bench/sampler_choice.py: the freshly rendered simulator sequences it chooses on are nobody's training or
 held-out data, and come at the size asked for."""
 import importlib.util
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -9,6 +8,7 @@ import pytest
 
 from syncvp_core.data.demo import SIM_SEED
 from syncvp_core.data.sim.writer import sequence_seeds
+from syncvp_core.testing import load_bench
 from syncvp_core.training.config import load_train_config
 
 ROOT = Path(__file__).parent.parent
@@ -16,11 +16,7 @@ ROOT = Path(__file__).parent.parent
 
 @pytest.fixture(scope="module")
 def sc():
-    sys.path.insert(0, str(ROOT / "bench"))
-    spec = importlib.util.spec_from_file_location("sampler_choice", ROOT / "bench/sampler_choice.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+    return load_bench("sampler_choice")
 
 
 def test_choice_sequences_share_no_seed_with_any_data_mix_or_the_demo(sc):

@@ -1,23 +1,17 @@
 """Smoke runs of the deployment benchmarks (tiny settings), so the scripts keep working."""
-import importlib.util
 import json
 from pathlib import Path
 
 import pytest
 
+from syncvp_core.testing import load_bench
+
 ROOT = Path(__file__).resolve().parent.parent
 REAL = ROOT.parent / "shared/data/real-rgbd"
 
 
-def _load(name):
-    spec = importlib.util.spec_from_file_location(name, ROOT / "bench" / f"{name}.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
-
-
 def test_latency_bench_runs_and_reports(tmp_path, capsys):
-    lat = _load("latency")
+    lat = load_bench("latency")
     out = tmp_path / "lat.json"
     assert lat.main(["--models", "tiny", "--backends", "torch-eager,tensorrt", "--threads", "1", "--steps", "2",
                      "--step-reps", "2", "--pred-reps", "1", "--json", str(out)]) == 0
@@ -31,7 +25,7 @@ def test_latency_bench_runs_and_reports(tmp_path, capsys):
 
 @pytest.mark.skipif(not REAL.exists(), reason="shared/data/real-rgbd is not available")
 def test_steps_quality_bench_runs_on_real_clips(tmp_path, capsys):
-    sq = _load("steps_quality")
+    sq = load_bench("steps_quality")
     png, js = tmp_path / "sq.png", tmp_path / "sq.json"
     assert sq.main(["--random-init", "tiny", "--data", str(REAL / "tum_freiburg1_xyz"), "--clips", "1",
                     "--steps", "3,1", "--plot", str(png), "--json", str(js)]) == 0

@@ -341,7 +341,8 @@ def _markdown(data: dict, title: str, plots: dict, gifs: dict, out: Path, dt_s: 
         + (f" (sha256 {model['checkpoint_sha256'][:12]})" if model.get("checkpoint_sha256") else "")
         + f", backend {model['backend']}, model resolution {model['resolution'][0]}x{model['resolution'][1]}",
         f"- Protocol hash `{data['protocol_hash']}`: {proto['context_frames']} context -> {horizon} future frames, "
-        f"stride {proto['stride']}, DDIM steps {proto['steps']}, eta {proto['eta']}{_draws(model)}, seed {proto['seed']} "
+        f"stride {proto['stride']}, DDIM steps {proto['steps']}, eta {proto['eta']}{_draws(model)}, "
+        f"seed {proto['seed']} "
         f"({proto['seed_rule']})",
         f"- Frames: {counts['source_frames']} synchronised read, frame step {proto['frame_step']}"
         f"{' (auto)' if proto['frame_step_auto'] else ''} -> {_hz(proto.get('effective_rate_hz'))} "
