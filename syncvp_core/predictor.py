@@ -133,12 +133,16 @@ class Predictor:
 
     def predict(self, context_rgb: np.ndarray | None = None, context_depth: np.ndarray | None = None,
                 horizon: int | None = None, steps: int | None = None, seed: int = 0,
-                num_samples: int = 1) -> Prediction:
+                num_samples: int = 1, draws: int | None = None) -> Prediction:
+        """``draws``: overrides the model's ``sampler.draws`` (the mean latent of that many draws per forecast;
+        1 is the fastest); ``num_samples``: forecasts whose mean and spread are returned (:mod:`.spread`)."""
         n = check_num_samples(num_samples, PredictorError)
+        if draws is not None and (isinstance(draws, bool) or not isinstance(draws, (int, np.integer)) or draws < 1):
+            raise PredictorError(f"draws must be an integer >= 1 (or None for the model's), got {draws!r}")
         if n > 1:  # one batched call: the context repeated n times, the generator draws n noises
             batched = is_batched(context_rgb, context_depth)
             out = self.predict(repeat_context(context_rgb, n, batched), repeat_context(context_depth, n, batched),
-                               horizon, steps, seed)
+                               horizon, steps, seed, draws=draws)
             out.rgb, out.depth, out.spread = summarise(out.rgb, out.depth, n, batched)
             return out
         t0 = time.perf_counter()
@@ -148,7 +152,8 @@ class Predictor:
             raise PredictorError(f"horizon must be >= 1, got {horizon}")
         steps = int(steps or self.config.sampler.steps)
         sampler = DDIMSampler.from_config(self.schedule, self.config.sampler, steps,
-                                          clip_bound=self.config.autoencoder.latent_scale)
+                                          clip_bound=self.config.autoencoder.latent_scale,
+                                          draws=None if draws is None else int(draws))
         mode = Mode.of(rgb is not None, dep is not None)
         gen = torch.Generator(device=self.device).manual_seed(int(seed))
         t_model = time.perf_counter()

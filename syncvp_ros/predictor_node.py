@@ -80,6 +80,7 @@ class _Job:
     frame_id: str
     camera_info: CameraInfo | None
     steps: int
+    draws: int  # 0 = the model's sampler.draws
     seed: int
     submitted: float = 0.0  # time.perf_counter() when the context became ready
 
@@ -225,7 +226,8 @@ class PredictorNode(LifecycleNode):
         for i in range(n):
             if not self.context.ok():  # SIGTERM/SIGINT shut the context down: stop after this run
                 raise WarmUpInterrupted(f"signal during warm-up run {i + 1}/{n}")
-            pred.predict(rgb, depth, horizon=self._horizon(pred), steps=self._p["steps"] or None, seed=0)
+            pred.predict(rgb, depth, horizon=self._horizon(pred), steps=self._p["steps"] or None, seed=0,
+                         draws=self._p["draws"] or None)
         self._warmup_s = (time.perf_counter() - t0) / n
         self.get_logger().info(f"warm-up done in {self._warmup_s * n:.2f} s")
 
@@ -539,7 +541,7 @@ class PredictorNode(LifecycleNode):
         info = self._infos["color"] if mode != DEPTH_ONLY else self._infos["depth"]
         info = info or self._infos["color"] or self._infos["depth"]
         self.worker.submit(_Job(window.frames, window.output_stamps(self._horizon()), mode, self._frame_id,
-                                info, int(self._p["steps"]), seed, time.perf_counter()))
+                                info, int(self._p["steps"]), int(self._p["draws"]), seed, time.perf_counter()))
 
     def _run_job(self, job: _Job) -> None:
         self._publish(job, self._predict(job))
@@ -551,7 +553,8 @@ class PredictorNode(LifecycleNode):
         depth = np.stack([f.depth for f in job.frames]) if need_depth else None
         t0 = time.perf_counter()
         out = self.predictor.predict(rgb, depth, horizon=len(job.stamps_ns), steps=job.steps or None,
-                                     seed=job.seed, num_samples=int(self._p["num_samples"]))
+                                     seed=job.seed, num_samples=int(self._p["num_samples"]),
+                                     draws=job.draws or None)
         t1 = time.perf_counter()
         pred_rgb, pred_depth = out.rgb, out.depth
         oh, ow = int(self._p["output_height"]), int(self._p["output_width"])

@@ -10,7 +10,7 @@ from syncvp_core.diffusion.ddim import DDIMSampler, sample_joint
 from syncvp_core.diffusion.schedule import NoiseSchedule
 from syncvp_core.models.anchored import AnchoredAutoencoder, empty_anchor
 from syncvp_core.models.syncvp import SyncVPModel
-from syncvp_core.predictor import Predictor
+from syncvp_core.predictor import Predictor, PredictorError
 from syncvp_core.testing import micro_config
 from syncvp_core.triplane import Triplane
 from syncvp_core.warp import (
@@ -264,6 +264,12 @@ def test_sampler_draws_run_that_many_noises_per_forecast_in_one_batch(start):
     rows.clear()
     out = p.predict(rgb, None)  # a silent sensor: its second pass from noise draws 3 noises too
     assert set(rows) == {3} and out.depth.shape == (p.chunk_frames, 20, 28)
+    rows.clear()
+    p.predict(rgb, dep, draws=1)  # a per-call override (the node's `draws` parameter)
+    assert set(rows) == {1}
+    for bad in (0, True, 1.5):
+        with pytest.raises(PredictorError, match="draws"):
+            p.predict(rgb, dep, draws=bad)
     with pytest.raises(ConfigError, match="draws"):
         anchored_cfg(**{"sampler.draws": 0})
 

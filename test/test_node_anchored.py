@@ -24,3 +24,22 @@ def test_anchored_model_publishes_both_modalities_at_sensor_size():
         assert (d.encoding, d.height, d.width) == ("32FC1", 48, 64)
         depth = np.frombuffer(bytes(d.data), "<f4")
         assert np.isfinite(depth).any() and np.nanmin(depth) > 0
+
+
+def test_draws_parameter_sets_the_sampler_rows_per_forecast_at_runtime():
+    from rclpy.parameter import Parameter
+
+    with Harness({**PARAMS, "draws": 3}) as h:
+        rows = []
+        denoise = h.node.predictor.backend.denoise
+        h.node.predictor.backend.denoise = lambda x_r, *a: rows.append(x_r.batch) or denoise(x_r, *a)
+        assert h.wait_for_subscribers()
+        h.stream(4)
+        assert h.wait_until(lambda: h.count("h1/color") >= 1, 20)
+        assert rows and set(rows) == {3}
+        assert h.node.set_parameters([Parameter("draws", value=1)])[0].successful
+        assert not h.node.set_parameters([Parameter("draws", value=-1)])[0].successful  # out of range
+        rows.clear()
+        h.stream(4)  # a job submitted before the change may still finish with 3 rows; later ones use 1
+        assert h.wait_until(lambda: 1 in rows, 20)
+        assert rows[-1] == 1 and set(rows) <= {1, 3}

@@ -57,9 +57,9 @@ class DDIMSampler:
 
     @classmethod
     def from_config(cls, schedule: NoiseSchedule, cfg: SamplerConfig, steps: int | None = None,
-                    clip_bound: float = 1.0) -> DDIMSampler:
+                    clip_bound: float = 1.0, draws: int | None = None) -> DDIMSampler:
         start_t = cfg.start_t if cfg.start == "anchor" else None
-        return cls(schedule, steps or cfg.steps, cfg.eta, cfg.clip_x0, clip_bound, start_t, cfg.draws)
+        return cls(schedule, steps or cfg.steps, cfg.eta, cfg.clip_x0, clip_bound, start_t, draws or cfg.draws)
 
     def from_noise(self) -> DDIMSampler:
         """The same sampler over the full grid (from pure noise), same number of steps."""
