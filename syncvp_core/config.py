@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import numbers
 import sys
 import types
 import typing
@@ -187,8 +188,14 @@ def validate(cfg: ModelConfig) -> None:
         raise ConfigError("depth range must satisfy 0 < min_m < max_m")
     if cfg.sampler.steps < 1 or cfg.sampler.steps > cfg.diffusion.num_timesteps:
         raise ConfigError("sampler.steps must be in [1, num_timesteps]")
-    if isinstance(cfg.sampler.draws, bool) or not isinstance(cfg.sampler.draws, int) or cfg.sampler.draws < 1:
-        raise ConfigError(f"sampler.draws must be an integer >= 1, got {cfg.sampler.draws!r}")
+    positive_int(cfg.sampler.draws, "sampler.draws", ConfigError)
+
+
+def positive_int(value: Any, name: str, error: type[Exception] = ValueError) -> int:
+    """``value`` as an int if it is an integer >= 1 (numpy integers too, never a bool), else ``error``."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
+        raise error(f"{name} must be an integer >= 1, got {value!r}")
+    return int(value)
 
 
 # ----------------------------------------------------------------------------------------------------

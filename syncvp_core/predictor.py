@@ -34,14 +34,14 @@ from . import depth as depth_norm
 from .backends.base import Backend
 from .backends.select import create_backend
 from .checkpoint import DEFAULT_CHECKPOINT, CheckpointError, config_from_meta, load_checkpoint, load_into
-from .config import ModelConfig, load_model_config
+from .config import ModelConfig, load_model_config, positive_int
 from .diffusion.ddim import DDIMSampler, sample_joint
 from .diffusion.guidance import Mode
 from .diffusion.schedule import NoiseSchedule
 from .imageops import resize_depth, resize_rgb
 from .models.anchored import empty_anchor
 from .models.syncvp import SyncVPModel
-from .spread import Spread, check_num_samples, is_batched, repeat_context, summarise
+from .spread import Spread, is_batched, repeat_context, summarise
 from .triplane import Triplane
 from .warp import compose_depth, compose_rgb
 
@@ -136,9 +136,8 @@ class Predictor:
                 num_samples: int = 1, draws: int | None = None) -> Prediction:
         """``draws``: overrides the model's ``sampler.draws`` (the mean latent of that many draws per forecast;
         1 is the fastest); ``num_samples``: forecasts whose mean and spread are returned (:mod:`.spread`)."""
-        n = check_num_samples(num_samples, PredictorError)
-        if draws is not None and (isinstance(draws, bool) or not isinstance(draws, (int, np.integer)) or draws < 1):
-            raise PredictorError(f"draws must be an integer >= 1 (or None for the model's), got {draws!r}")
+        n = positive_int(num_samples, "num_samples", PredictorError)
+        draws = None if draws is None else positive_int(draws, "draws (None: the model's)", PredictorError)
         if n > 1:  # one batched call: the context repeated n times, the generator draws n noises
             batched = is_batched(context_rgb, context_depth)
             out = self.predict(repeat_context(context_rgb, n, batched), repeat_context(context_depth, n, batched),
@@ -153,7 +152,7 @@ class Predictor:
         steps = int(steps or self.config.sampler.steps)
         sampler = DDIMSampler.from_config(self.schedule, self.config.sampler, steps,
                                           clip_bound=self.config.autoencoder.latent_scale,
-                                          draws=None if draws is None else int(draws))
+                                          draws=draws)
         mode = Mode.of(rgb is not None, dep is not None)
         gen = torch.Generator(device=self.device).manual_seed(int(seed))
         t_model = time.perf_counter()

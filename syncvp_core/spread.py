@@ -39,12 +39,6 @@ class Spread:
         return int(self.depth.shape[-4])
 
 
-def check_num_samples(n, error: type[Exception] = ValueError) -> int:
-    if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1:
-        raise error(f"num_samples must be an integer >= 1, got {n!r}")
-    return int(n)
-
-
 def is_batched(context_rgb, context_depth) -> bool:
     if isinstance(context_rgb, np.ndarray):
         return context_rgb.ndim == 5

@@ -102,14 +102,17 @@ def sample_joint(denoise: DenoiseFn, sampler: DDIMSampler, ctx_r: Triplane, ctx_
     n = sampler.draws
     if n == 1:
         return _loop(denoise, sampler, ctx_r, ctx_d, present, like, generator, start)
-    def rep(x):
+
+    def rep(x):  # each row n times, adjacent (None passes: the tests' context-free denoisers)
         if x is None:
             return None
         return x.map(rep) if isinstance(x, Triplane) else x.repeat_interleave(n, dim=0)
 
+    def mean(x):
+        return x.reshape(-1, n, *x.shape[1:]).mean(dim=1)
+
     start = None if start is None else (rep(start[0]), rep(start[1]))
     z_r, z_d = _loop(denoise, sampler, rep(ctx_r), rep(ctx_d), rep(present), rep(like), generator, start)
-    mean = lambda x: x.reshape(-1, n, *x.shape[1:]).mean(dim=1)  # noqa: E731
     return z_r.map(mean), z_d.map(mean)
 
 
