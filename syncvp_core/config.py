@@ -132,6 +132,10 @@ class ModelConfig:
     diffusion: DiffusionConfig = field(default_factory=DiffusionConfig)
     sampler: SamplerConfig = field(default_factory=SamplerConfig)
     depth: DepthConfig = field(default_factory=DepthConfig)
+    # none: the denoiser sees the context latents (the paper). flow (anchored decoder only): it also sees
+    # the latent of the context's optical-flow extrapolation over the chunk, so it learns a correction to
+    # constant velocity (syncvp_core/motion_prior.py).
+    motion_prior: str = "none"
 
     def __post_init__(self) -> None:
         validate(self)
@@ -182,6 +186,11 @@ def validate(cfg: ModelConfig) -> None:
         raise ConfigError(f"sampler.start must be noise|anchor, got {cfg.sampler.start!r}")
     if cfg.sampler.start == "anchor" and cfg.autoencoder.decoder != "anchored":
         raise ConfigError("sampler.start=anchor needs autoencoder.decoder=anchored")
+    if cfg.motion_prior not in ("none", "flow"):
+        raise ConfigError(f"motion_prior must be none|flow, got {cfg.motion_prior!r}")
+    if cfg.motion_prior != "none" and cfg.autoencoder.decoder != "anchored":
+        raise ConfigError("motion_prior=flow needs autoencoder.decoder=anchored (the prior is encoded against "
+                          "the newest frame)")
     if not 0 <= cfg.sampler.start_t < cfg.diffusion.num_timesteps:
         raise ConfigError("sampler.start_t must be in [0, num_timesteps)")
     if not 0 < cfg.depth.min_m < cfg.depth.max_m:

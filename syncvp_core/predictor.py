@@ -31,6 +31,7 @@ import numpy as np
 import torch
 
 from . import depth as depth_norm
+from . import motion_prior
 from .backends.base import Backend
 from .backends.select import create_backend
 from .checkpoint import DEFAULT_CHECKPOINT, CheckpointError, config_from_meta, load_checkpoint, load_into
@@ -38,6 +39,7 @@ from .config import ModelConfig, load_model_config, positive_int
 from .diffusion.ddim import DDIMSampler, sample_joint
 from .diffusion.guidance import Mode
 from .diffusion.schedule import NoiseSchedule
+from .flow_extrapolation import FlowExtrapolator
 from .imageops import resize_depth, resize_rgb
 from .models.anchored import empty_anchor
 from .models.syncvp import SyncVPModel
@@ -76,6 +78,7 @@ class Predictor:
         self.meta = meta or {}
         self.model_name = self.config.name
         self.schedule = NoiseSchedule(self.config.diffusion)
+        self._flow: FlowExtrapolator | None = None  # the motion prior's flow (made on first use: OpenCV)
 
     # -- construction ------------------------------------------------------------------------------------
 
@@ -213,6 +216,7 @@ class Predictor:
         (x_r, a_r, full_r), (x_d, a_d, full_d) = self._anchored_inputs(rgb, dep, b, out_hw)
         ctx_r = self._encode_or_zeros("rgb", x_r, b, a_r)
         ctx_d = self._encode_or_zeros("depth", x_d, b, a_d)
+        ctx_r, ctx_d = self._with_motion_prior(ctx_r, ctx_d, x_r, x_d, a_r, a_d, b)
         if self.config.sampler.start != "anchor":
             z_r, z_d = self._sample(ctx_r, ctx_d, present, sampler, gen)
             return self._decode_anchored(z_r, z_d, (a_r, full_r), (a_d, full_d))
@@ -226,6 +230,20 @@ class Predictor:
             n_r, n_d = self._sample(ctx_r, ctx_d, present, sampler.from_noise(), gen)
             z_r, z_d = (z_r, n_d) if rgb is not None else (n_r, z_d)
         return self._decode_anchored(z_r, z_d, (a_r, full_r), (a_d, full_d))
+
+    def _with_motion_prior(self, ctx_r, ctx_d, x_r, x_d, a_r, a_d, b):
+        """The denoiser's conditioning: the context latents, and with ``motion_prior`` the latents of the
+        context's flow extrapolation (zeros for a modality with no observation; the presence flag zeroes it
+        inside the denoiser anyway)."""
+        if not motion_prior.enabled(self.config):
+            return ctx_r, ctx_d
+        if self._flow is None:
+            self._flow = FlowExtrapolator()
+        p_r, p_d = motion_prior.extrapolate(x_r, x_d, self.config, self._flow)
+        k = self.chunk_frames
+        z_r = self._encode_or_zeros("rgb", p_r, b, a_r, k)
+        z_d = self._encode_or_zeros("depth", p_d, b, a_d, k)
+        return motion_prior.condition(ctx_r, z_r, k), motion_prior.condition(ctx_d, z_d, k)
 
     def _decode_anchored(self, z_r: Triplane, z_d: Triplane, rgb_anchor, depth_anchor):
         """Latents -> (uint8 colour (B,K,H,W,3), metres (B,K,H,W), NaN = invalid) at the sensor resolution of
@@ -351,11 +369,12 @@ class Predictor:
         return torch.tensor([[float(rgb), float(depth)]] * b, device=self.device)
 
     def _encode_or_zeros(self, modality: str, x: torch.Tensor | None, b: int,
-                         anchor: torch.Tensor | None = None) -> Triplane:
+                         anchor: torch.Tensor | None = None, frames: int | None = None) -> Triplane:
+        """The latent of ``x``, or zeros of ``frames`` (default: context_frames) frames when it is None."""
         if x is not None:
             return self.backend.encode(modality, x, anchor)
         lh, lw = self.config.latent_size
-        return Triplane.zeros(b, self.config.autoencoder.latent_channels, self.context_frames, lh, lw,
+        return Triplane.zeros(b, self.config.autoencoder.latent_channels, frames or self.context_frames, lh, lw,
                               device=self.device)
 
     def _target_like(self, b: int) -> Triplane:

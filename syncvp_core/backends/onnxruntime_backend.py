@@ -15,11 +15,12 @@ from torch import Tensor
 from ..export.deps import HINTS, require
 from ..export.graphs import (
     DENOISER,
-    GRAPH_NAMES,
     decoder_inputs,
     decoder_output,
+    encoder_graph,
     encoder_inputs,
     eps_from_outputs,
+    graph_names,
     latent_from_outputs,
     step_inputs,
 )
@@ -46,6 +47,8 @@ class OnnxRuntimeBackend:
         ort = require("onnxruntime", "the onnxruntime backend")
         self.device = device
         self.manifest = manifest
+        self.cfg = manifest.config()
+        names = graph_names(self.cfg)
         self._cuda = torch.device(device).type == "cuda"
         self._device_id = torch.device(device).index or 0
         if self._cuda:
@@ -62,7 +65,7 @@ class OnnxRuntimeBackend:
         so.intra_op_num_threads = int(threads or torch.get_num_threads())
         so.inter_op_num_threads = 1
         self.sessions = {g: ort.InferenceSession(str(manifest.onnx_path(g)), so, providers=providers)
-                         for g in GRAPH_NAMES}
+                         for g in names}
         used = self.sessions[DENOISER].get_providers()
         if self._cuda and used[0] != "CUDAExecutionProvider":
             # onnxruntime silently falls back to the CPU when the CUDA libraries fail to load.
@@ -70,14 +73,14 @@ class OnnxRuntimeBackend:
                                "CUDA/cuDNN versions onnxruntime-gpu needs")
         self.provider = used[0]
         self._outputs = {g: [o.name for o in s.get_outputs()] for g, s in self.sessions.items()}
-        self._out_shapes = {g: {o["name"]: o["shape"] for o in manifest.graphs[g]["outputs"]} for g in GRAPH_NAMES}
+        self._out_shapes = {g: {o["name"]: o["shape"] for o in manifest.graphs[g]["outputs"]} for g in names}
         self._static_batch = None if manifest.dynamic_batch else manifest.batch
 
     # -- the Backend interface ---------------------------------------------------------------------------
 
     @torch.inference_mode()
     def encode(self, modality: str, x: Tensor, anchor: Tensor | None = None) -> Triplane:
-        return latent_from_outputs(self._run(f"encoder_{modality}", encoder_inputs(x, anchor)))
+        return latent_from_outputs(self._run(encoder_graph(self.cfg, modality, x.shape[2]), encoder_inputs(x, anchor)))
 
     @torch.inference_mode()
     def decode(self, modality: str, z: Triplane, anchor: Tensor | None = None) -> Tensor:

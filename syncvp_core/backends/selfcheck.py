@@ -9,6 +9,7 @@ import time
 
 import torch
 
+from .. import motion_prior
 from ..config import ModelConfig
 from ..triplane import Triplane
 
@@ -23,9 +24,13 @@ def random_step_inputs(cfg: ModelConfig, device: str = "cpu", batch: int = 1, se
     def tp(frames):
         return Triplane.randn_like(Triplane.zeros(batch, c, frames, lh, lw), g).map(torch.tanh).to(device)
 
+    def cond():  # the context latent, and with the motion prior the prior latent after it
+        prior = tp(cfg.chunk_frames) if motion_prior.enabled(cfg) else None
+        return motion_prior.condition(tp(cfg.context_frames), prior, cfg.chunk_frames)
+
     x = tp(cfg.chunk_frames)
-    return (x, x, torch.full((batch,), 500, dtype=torch.long, device=device), tp(cfg.context_frames),
-            tp(cfg.context_frames), torch.ones(batch, 2, device=device))
+    return (x, x, torch.full((batch,), 500, dtype=torch.long, device=device), cond(), cond(),
+            torch.ones(batch, 2, device=device))
 
 
 def sync(device: str) -> None:

@@ -22,11 +22,12 @@ from ..export.deps import require
 from ..export.engine_cache import EngineCache
 from ..export.graphs import (
     DENOISER,
-    GRAPH_NAMES,
     decoder_inputs,
     decoder_output,
+    encoder_graph,
     encoder_inputs,
     eps_from_outputs,
+    graph_names,
     latent_from_outputs,
     step_inputs,
 )
@@ -64,6 +65,7 @@ class TensorRTBackend:
         self.device = device
         self.precision = precision
         self.manifest = manifest
+        self.cfg = manifest.config()
         index = torch.device(device).index or 0
         torch.cuda.set_device(index)
         self._logger = trt.Logger(trt.Logger.WARNING)
@@ -76,7 +78,7 @@ class TensorRTBackend:
         self._engines: dict[str, Any] = {}
         self._contexts: dict[str, Any] = {}
         self._io: dict[str, tuple[list[str], list[str]]] = {}
-        for g in GRAPH_NAMES:
+        for g in graph_names(self.cfg):
             engine = engine_for(manifest, g, cache, precision, info, opt_batch, max_batch, workspace_bytes, trt)
             ctx = engine.create_execution_context()
             if ctx is None:
@@ -91,7 +93,7 @@ class TensorRTBackend:
 
     @torch.inference_mode()
     def encode(self, modality: str, x: Tensor, anchor: Tensor | None = None) -> Triplane:
-        return latent_from_outputs(self._run(f"encoder_{modality}", encoder_inputs(x, anchor)))
+        return latent_from_outputs(self._run(encoder_graph(self.cfg, modality, x.shape[2]), encoder_inputs(x, anchor)))
 
     @torch.inference_mode()
     def decode(self, modality: str, z: Triplane, anchor: Tensor | None = None) -> Tensor:

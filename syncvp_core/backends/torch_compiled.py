@@ -18,6 +18,7 @@ from torch import Tensor
 from ..export.graphs import (
     DENOISER,
     decoder_inputs,
+    encoder_graph,
     encoder_inputs,
     eps_from_outputs,
     graph_module,
@@ -57,7 +58,7 @@ class CompiledTorchBackend(TorchBackend):
     @torch.inference_mode()
     def encode(self, modality: str, x: Tensor, anchor: Tensor | None = None) -> Triplane:
         args = [a.to(self.device) for a in encoder_inputs(x, anchor).values()]
-        return Triplane(*self._graphs[f"encoder_{modality}"](*args))
+        return Triplane(*self._graphs[encoder_graph(self.model.cfg, modality, x.shape[2])](*args))
 
     @torch.inference_mode()
     def decode(self, modality: str, z: Triplane, anchor: Tensor | None = None) -> Tensor:

@@ -8,18 +8,10 @@
   bilinearly, depth by nearest neighbour (no mixing across depth edges); pixels that come from outside the
   image repeat the border.
   The motion is estimated from colour when colour is given, else from inverse depth.
-* :class:`FlowExtrapolation` — dense optical flow (OpenCV DIS) from the newest context frame back to the one
-  before, extrapolated **flow k times** (constant velocity per pixel): pixel p of the newest frame moves by
-  ``-k * f(p)`` in k steps, where ``f(p)`` points to where p was one frame earlier. The moved pixels are
-  splatted to their nearest target pixel with a z-buffer (the nearer surface wins; without depth, the
-  larger motion, which under camera translation is the nearer surface), so a moving object keeps its
-  leading edge and covers what it passes. Colour is then sampled bilinearly from the newest frame at the
-  winner's sub-pixel source (one resampling per output frame, no blur accumulates); a target no pixel
-  lands on (a disocclusion) takes its own flow, border repeated. Depth is **validity-aware**: the
-  winner's depth exactly (nearest, never averaged across a depth edge), NaN where nothing landed (a hole,
-  not a guess) or the source was invalid. Depth values are carried, not changed (no motion along the
-  optical axis). Like constant velocity, the flow comes from colour when colour is given, else from
-  inverse depth. Needs ``opencv-python-headless`` (the ``eval`` extra).
+* :class:`FlowExtrapolation` — dense optical flow (OpenCV DIS) between the two newest context frames,
+  extrapolated per pixel, depth warped with the same flow and validity-aware
+  (:mod:`syncvp_core.flow_extrapolation`, which the model's motion prior uses too). Needs
+  ``opencv-python-headless`` (the ``eval`` extra).
 
 Missing modality: a baseline cannot invent a modality it never saw, so in the RGB-only scenario the
 baselines forecast no depth (and none for colour in the depth-only one); the report shows N/A there rather
@@ -38,6 +30,7 @@ import torch
 import torch.nn.functional as F
 
 from ..diffusion.guidance import Mode
+from ..flow_extrapolation import FlowExtrapolator, grey, inverse_depth
 from ..imageops import resize_depth, resize_rgb
 
 
@@ -68,18 +61,6 @@ class CopyLast:
         rgb = None if context_rgb is None else np.repeat(context_rgb[-1:], horizon, axis=0)
         dep = None if context_depth is None else np.repeat(context_depth[-1:].astype(np.float32), horizon, axis=0)
         return Forecast(rgb, dep, mode)
-
-
-def _grey(rgb: np.ndarray) -> np.ndarray:
-    return rgb.astype(np.float64) @ np.array([0.299, 0.587, 0.114])
-
-
-def _inverse_depth(depth: np.ndarray) -> np.ndarray:
-    d = depth.astype(np.float64)
-    ok = np.isfinite(d) & (d > 0)
-    inv = np.where(ok, 1.0 / np.where(ok, d, 1.0), np.nan)
-    fill = np.nanmean(inv) if ok.any() else 0.0
-    return np.where(ok, inv, fill)
 
 
 def phase_correlation(a: np.ndarray, b: np.ndarray) -> tuple[int, int]:
@@ -151,9 +132,9 @@ class ConstantVelocity:
 
     def velocity(self, context_rgb: np.ndarray | None, context_depth: np.ndarray | None) -> tuple[float, float]:
         if context_rgb is not None:
-            a, b = _grey(context_rgb[-2]), _grey(context_rgb[-1])
+            a, b = grey(context_rgb[-2]), grey(context_rgb[-1])
         else:
-            a, b = _inverse_depth(context_depth[-2]), _inverse_depth(context_depth[-1])
+            a, b = inverse_depth(context_depth[-2]), inverse_depth(context_depth[-1])
         dy, dx = refine_shift(a, b, phase_correlation(a, b))
         h, w = a.shape
         if abs(dy) > self.max_shift_fraction * h or abs(dx) > self.max_shift_fraction * w:
@@ -181,20 +162,6 @@ class ConstantVelocity:
         return Forecast(rgb, dep, mode)
 
 
-def _to_u8(img: np.ndarray) -> np.ndarray:
-    """A grey image for OpenCV's flow: colour -> luma, inverse depth -> stretched between its 1st and 99th
-    percentile (the flow needs contrast, not units)."""
-    if img.dtype == np.uint8 and img.ndim == 2:
-        return img
-    lo, hi = np.percentile(img, [1, 99])
-    return np.clip((img - lo) / max(hi - lo, 1e-9) * 255.0, 0, 255).astype(np.uint8)
-
-
-# OpenCV's DIS crashes the process (segfault, OpenCV 5.0) on images with a side under 16 px and a
-# wider other side (12x48, 15x60, ...); every shape from 16 px up to a 16:1 aspect ratio was tried and works.
-MIN_FLOW_SIDE = 16
-
-
 class FlowExtrapolation:
     name = "optical_flow"
     description = ("dense optical flow (OpenCV DIS) between the last two context frames, extrapolated k "
@@ -202,82 +169,25 @@ class FlowExtrapolation:
 
     def __init__(self, context_frames: int = 2, preset: str = "medium") -> None:
         try:
-            import cv2
+            self.impl = FlowExtrapolator(preset)
         except ImportError as e:
             raise ImportError("the flow baseline needs OpenCV: pip install opencv-python-headless "
                               "(extra: syncvp_ros[eval])") from e
-        presets = {"ultrafast": cv2.DISOPTICAL_FLOW_PRESET_ULTRAFAST, "fast": cv2.DISOPTICAL_FLOW_PRESET_FAST,
-                   "medium": cv2.DISOPTICAL_FLOW_PRESET_MEDIUM}
-        if preset not in presets:
-            raise ValueError(f"DIS preset must be one of {sorted(presets)}, got {preset!r}")
         self.context_frames = context_frames
-        self._cv2 = cv2
-        self._dis = cv2.DISOpticalFlow_create(presets[preset])
-        self.last_flow: np.ndarray | None = None  # (H, W, 2) of the last predict: newest -> previous frame
+
+    @property
+    def last_flow(self) -> np.ndarray | None:
+        """(H, W, 2) flow of the last predict: newest -> previous frame."""
+        return self.impl.last_flow
 
     def flow(self, context_rgb: np.ndarray | None, context_depth: np.ndarray | None) -> np.ndarray:
-        """(H, W, 2) float32 (dx, dy): pixel p of the newest frame was at p + flow[p] one frame earlier."""
-        if context_rgb is not None:
-            a, b = _grey(context_rgb[-1]), _grey(context_rgb[-2])
-            a, b = np.clip(a, 0, 255).astype(np.uint8), np.clip(b, 0, 255).astype(np.uint8)
-        else:
-            a, b = _to_u8(_inverse_depth(context_depth[-1])), _to_u8(_inverse_depth(context_depth[-2]))
-        return self._dis.calc(np.ascontiguousarray(a), np.ascontiguousarray(b), None)
+        return self.impl.flow(context_rgb, context_depth)
 
     def predict(self, context_rgb: np.ndarray | None, context_depth: np.ndarray | None, horizon: int,
                 steps: int | None = None, seed: int = 0) -> Forecast:
         mode = scenario_mode(context_rgb, context_depth)
-        ref = context_rgb if context_rgb is not None else context_depth
-        if ref.shape[0] < 2:
-            raise ValueError("the flow baseline needs at least 2 context frames")
-        if min(ref.shape[1:3]) < MIN_FLOW_SIDE:
-            raise ValueError(f"the flow baseline needs images of at least {MIN_FLOW_SIDE} px per side, got "
-                             f"{ref.shape[2]}x{ref.shape[1]}")
-        f = self.flow(context_rgb, context_depth)
-        self.last_flow = f
-        h, w = f.shape[:2]
-        last_d = None if context_depth is None else np.asarray(context_depth[-1], np.float32)
-        # z-buffer key per source pixel: smaller wins. Nearer depth; without depth, larger motion.
-        if last_d is not None:
-            key = np.where(np.isfinite(last_d) & (last_d > 0), last_d, np.inf).ravel()
-        else:
-            key = -np.hypot(f[..., 0], f[..., 1]).ravel()
-        by_rank = np.argsort(key, kind="stable")  # z-buffer order, ties by pixel index (deterministic)
-        rank = np.empty_like(by_rank)
-        rank[by_rank] = np.arange(len(by_rank))
-        ys, xs = np.mgrid[0:h, 0:w].astype(np.float32)
-        rgb = None if context_rgb is None else np.empty((horizon, h, w, 3), np.uint8)
-        dep = None if last_d is None else np.empty((horizon, h, w), np.float32)
-        for k in range(1, horizon + 1):
-            src = _splat(f, k, rank, by_rank)
-            hole = src < 0
-            fd = np.where(hole[..., None], f, f.reshape(-1, 2)[np.maximum(src, 0)])
-            if rgb is not None:
-                rgb[k - 1] = self._cv2.remap(np.ascontiguousarray(context_rgb[-1]), xs + k * fd[..., 0],
-                                             ys + k * fd[..., 1], self._cv2.INTER_LINEAR,
-                                             borderMode=self._cv2.BORDER_REPLICATE)
-            if dep is not None:
-                d = last_d.ravel()[np.maximum(src, 0)]
-                d[hole | ~(np.isfinite(d) & (d > 0))] = np.nan
-                dep[k - 1] = d
+        rgb, dep = self.impl.extrapolate(context_rgb, context_depth, horizon)
         return Forecast(rgb, dep, mode)
-
-
-def _splat(flow: np.ndarray, k: int, rank: np.ndarray, by_rank: np.ndarray) -> np.ndarray:
-    """Forward splat of every pixel p to round(p - k * flow[p]): (H, W) int64 index of the source pixel
-    that lands on each target, -1 where none lands. Of several, the one of lowest ``rank`` (its place in
-    the z-buffer order; ``by_rank`` inverts it) wins."""
-    h, w = flow.shape[:2]
-    ys, xs = np.mgrid[0:h, 0:w]
-    tx = np.rint(xs - k * flow[..., 0]).astype(np.int64).ravel()
-    ty = np.rint(ys - k * flow[..., 1]).astype(np.int64).ravel()
-    inside = np.nonzero((tx >= 0) & (tx < w) & (ty >= 0) & (ty < h))[0]
-    best = np.full(h * w, h * w, np.int64)
-    np.minimum.at(best, ty[inside] * w + tx[inside], rank[inside])
-    hit = best < h * w
-    out = np.full(h * w, -1, np.int64)
-    out[hit] = by_rank[best[hit]]
-    return out.reshape(h, w)
 
 
 def resize_ceiling(rgb: np.ndarray | None, depth: np.ndarray | None, model_hw: tuple[int, int]) -> Forecast:

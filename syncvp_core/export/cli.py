@@ -109,7 +109,7 @@ def build_engine(export_dir, precision, engine_dir, opt_batch, max_batch, worksp
     to deserialize is rebuilt. Needs NVIDIA's TensorRT wheel and a GPU (except --check-only).
     """
     from .deps import require
-    from .graphs import GRAPH_NAMES
+    from .graphs import graph_names
     from .manifest import read_manifest
     from .trt_compat import check_graph
 
@@ -117,7 +117,8 @@ def build_engine(export_dir, precision, engine_dir, opt_batch, max_batch, worksp
         manifest = read_manifest(export_dir)
         onnx = require("onnx", "checking ONNX graphs")
         bad = False
-        for g in GRAPH_NAMES:
+        names = graph_names(manifest.config())
+        for g in names:
             problems = check_graph(onnx.load(str(manifest.onnx_path(g))), allow_dynamic_batch=manifest.dynamic_batch)
             click.echo(f"{g}: " + ("ok for TensorRT" if not problems else "PROBLEMS:\n  " + "\n  ".join(problems)))
             bad = bad or bool(problems)
@@ -142,8 +143,8 @@ def build_engine(export_dir, precision, engine_dir, opt_batch, max_batch, worksp
         click.echo(f"TensorRT {trt.__version__} on {info.name} (sm {info.compute_capability}), {precision}, "
                    f"engines in {root}")
         ws = int(workspace_gb * (1 << 30)) if workspace_gb else None
-        for i, g in enumerate(GRAPH_NAMES, 1):
-            click.echo(f"[{i}/{len(GRAPH_NAMES)}] {g} ...")
+        for i, g in enumerate(names, 1):
+            click.echo(f"[{i}/{len(names)}] {g} ...")
             engine_for(manifest, g, cache, precision, info, opt_batch, max_batch, ws, trt)
         click.echo("engines ready")
     except _USER_ERRORS as e:

@@ -11,7 +11,10 @@ thin wrapper that takes and returns plain tensors in a fixed order:
   ``fields`` (B, K, T, H, W) instead of frames; composing them at the sensor resolution stays in host code
   (:mod:`syncvp_core.warp`), so the graphs keep static model-resolution shapes;
 * ``denoiser_step``: ``x_rgb_{xy,xt,yt}``, ``x_depth_{...}``, ``t`` (B,) int64, ``ctx_rgb_{...}``,
-  ``ctx_depth_{...}``, ``present`` (B, 2) float -> ``eps_rgb_{...}``, ``eps_depth_{...}``: ONE joint step.
+  ``ctx_depth_{...}``, ``present`` (B, 2) float -> ``eps_rgb_{...}``, ``eps_depth_{...}``: ONE joint step;
+* with ``motion_prior`` (syncvp_core/motion_prior.py) also ``prior_rgb`` / ``prior_depth``: the same
+  encoders at T = chunk_frames (the flow extrapolation of the context), and the denoiser's ``ctx_*`` planes
+  are the conditioning (T = chunk_frames, context and prior channels).
 
 The DDIM loop, guidance and rollout stay in host code (docs/design-notes.md §8.1). The same names are used by the
 exporter, the onnxruntime and TensorRT backends and the manifest, so they are defined once, here.
@@ -23,6 +26,7 @@ from dataclasses import asdict, dataclass
 import torch
 from torch import Tensor, nn
 
+from .. import motion_prior
 from ..config import PLANES, ModelConfig
 from ..models.syncvp import SyncVPDenoiser, SyncVPModel
 from ..triplane import Triplane
@@ -32,6 +36,22 @@ MODALITIES = ("rgb", "depth")
 IN_CHANNELS = {"rgb": 3, "depth": 1}
 DENOISER = "denoiser_step"
 GRAPH_NAMES = ("encoder_rgb", "encoder_depth", "decoder_rgb", "decoder_depth", DENOISER)
+PRIOR_GRAPHS = ("prior_rgb", "prior_depth")
+
+
+def graph_names(cfg: ModelConfig) -> tuple[str, ...]:
+    """Every graph a model of ``cfg`` deploys as: the five, plus the prior encoders with ``motion_prior``."""
+    return GRAPH_NAMES + (PRIOR_GRAPHS if motion_prior.enabled(cfg) else ())
+
+
+def encoder_graph(cfg: ModelConfig, modality: str, frames: int) -> str:
+    """The graph that encodes a clip of ``frames`` frames: contexts, or (motion prior) chunk-long priors."""
+    if frames == cfg.context_frames:
+        return f"encoder_{modality}"
+    if motion_prior.enabled(cfg) and frames == cfg.chunk_frames:
+        return f"prior_{modality}"
+    takes = f"{cfg.context_frames}" + (f" or {cfg.chunk_frames}" if motion_prior.enabled(cfg) else "")
+    raise ValueError(f"no exported encoder takes {frames} frames (this model's take {takes})")
 
 
 @dataclass(frozen=True)
@@ -64,9 +84,11 @@ def plane_names(prefix: str, modality: str | None = None) -> list[str]:
     return [f"{stem}_{p}" for p in PLANES]
 
 
-def latent_plane_shapes(cfg: ModelConfig, batch: int, frames: int) -> list[tuple[int, ...]]:
-    """Shapes of the xy, xt, yt planes of a latent clip of ``frames`` frames."""
-    c = cfg.autoencoder.latent_channels
+def latent_plane_shapes(cfg: ModelConfig, batch: int, frames: int, channels: int | None = None
+                        ) -> list[tuple[int, ...]]:
+    """Shapes of the xy, xt, yt planes of a latent clip of ``frames`` frames (``channels``: default the
+    latent's)."""
+    c = channels or cfg.autoencoder.latent_channels
     lh, lw = cfg.latent_size
     return [(batch, c, lh, lw), (batch, c, frames, lw), (batch, c, frames, lh)]
 
@@ -95,8 +117,14 @@ def graph_specs(cfg: ModelConfig, batch: int = 1) -> dict[str, GraphSpec]:
         out = (TensorSpec("fields", (batch, field_channels(m, IN_CHANNELS[m]), tk, h, w), f32) if anchored(cfg)
                else TensorSpec("frames", (batch, IN_CHANNELS[m], tk, h, w), f32))
         specs[f"decoder_{m}"] = GraphSpec(f"decoder_{m}", (*tgt_planes, *anchor), (out,))
+        if motion_prior.enabled(cfg):
+            specs[f"prior_{m}"] = GraphSpec(
+                f"prior_{m}", (TensorSpec("frames", (batch, ch, tk, h, w), f32), *anchor), tgt_planes)
     tgt = latent_plane_shapes(cfg, batch, tk)
-    ctx = latent_plane_shapes(cfg, batch, tc)
+    if motion_prior.enabled(cfg):  # the conditioning: context padded to the chunk, prior channels after it
+        ctx = latent_plane_shapes(cfg, batch, tk, motion_prior.condition_channels(cfg, cfg.autoencoder.latent_channels))
+    else:
+        ctx = latent_plane_shapes(cfg, batch, tc)
     inputs = [TensorSpec(n, s, f32) for m in MODALITIES for n, s in zip(plane_names("x", m), tgt)]
     inputs.append(TensorSpec("t", (batch,), "int64"))
     inputs += [TensorSpec(n, s, f32) for m in MODALITIES for n, s in zip(plane_names("ctx", m), ctx)]
@@ -148,7 +176,7 @@ def graph_module(model: SyncVPModel, name: str) -> nn.Module:
         return DenoiserStepGraph(model.denoiser).eval()
     kind, modality = name.split("_")
     ae = model.ae_rgb if modality == "rgb" else model.ae_depth
-    return (EncoderGraph(ae) if kind == "encoder" else DecoderGraph(ae)).eval()
+    return (DecoderGraph(ae) if kind == "decoder" else EncoderGraph(ae)).eval()
 
 
 # -- flattening helpers used by the backends ---------------------------------------------------------------

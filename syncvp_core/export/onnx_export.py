@@ -23,7 +23,7 @@ from .. import __version__
 from ..checkpoint import file_sha256
 from ..models.syncvp import SyncVPModel
 from .deps import require
-from .graphs import GRAPH_NAMES, example_inputs, graph_module, graph_specs
+from .graphs import example_inputs, graph_module, graph_names, graph_specs
 from .manifest import FORMAT, ExportError, Manifest, write_manifest
 from .trt_compat import check_graph
 
@@ -46,7 +46,7 @@ def weights_sha256(model: torch.nn.Module) -> str:
 
 def export_model(model: SyncVPModel, out_dir: str | Path, opset: int = DEFAULT_OPSET, batch: int = 1,
                  dynamic_batch: bool = False, source: dict[str, Any] | None = None, dynamo: bool = False,
-                 graphs: tuple[str, ...] = GRAPH_NAMES,
+                 graphs: tuple[str, ...] | None = None,
                  progress: Callable[[str], None] | None = None) -> Manifest:
     """Write ``<graph>.onnx`` for each graph and ``manifest.json`` to ``out_dir``; returns the manifest.
 
@@ -65,6 +65,7 @@ def export_model(model: SyncVPModel, out_dir: str | Path, opset: int = DEFAULT_O
     model = model.float().eval().cpu()
     cfg = model.cfg
     specs = graph_specs(cfg, batch)
+    graphs = graph_names(cfg) if graphs is None else graphs
     # A dynamic batch is traced at batch >= 2: the dynamo exporter specialises a size-1 dimension to 1.
     trace_specs = graph_specs(cfg, max(batch, 2)) if dynamic_batch else specs
     entries: dict[str, Any] = {}

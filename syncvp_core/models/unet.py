@@ -8,7 +8,9 @@ three planes follows each block: the path by which the planes exchange informati
 Context conditioning is plane-aware: each context plane is concatenated on channels to the matching
 noisy plane only. Context temporal planes hold ``context_frames`` rows and are zero-padded along time to
 ``chunk_frames`` rows (the official code pads the flattened latent instead, which puts the context's
-height-time plane into the target's width-time plane, docs/design-notes.md §2.2).
+height-time plane into the target's width-time plane, docs/design-notes.md §2.2). With ``motion_prior``
+the conditioning arrives padded, the prior latent's planes after the context's
+(:func:`syncvp_core.motion_prior.condition`).
 
 The forward is written as ``stem`` -> ``blocks[i]`` -> ``head`` so that the joint model can interleave two
 branches with fusion blocks between them (no Python generators: they break export).
@@ -20,6 +22,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ..config import ModelConfig
+from ..motion_prior import condition_channels, pad_time
 from ..triplane import Triplane
 from .layers import PlaneAttention, ResBlock, SelfAttention, group_norm, timestep_embedding, zero_module
 
@@ -78,7 +81,10 @@ class BranchUNet(nn.Module):
         u = cfg.unet
         self.cfg = cfg
         self.latent_channels = latent_channels
-        self.context_channels = latent_channels if context_channels is None else context_channels
+        # The context latent, and with ``motion_prior`` the prior latent after it (motion_prior.condition).
+        if context_channels is None:
+            context_channels = condition_channels(cfg, latent_channels)
+        self.context_channels = context_channels
         self.chunk_frames = cfg.chunk_frames
         c0 = u.channels
         emb = c0 * u.emb_mult
@@ -148,10 +154,7 @@ class BranchUNet(nn.Module):
         return e + self.plane_emb[0], e + self.plane_emb[1], e + self.plane_emb[2]
 
     def stem(self, x: Triplane, ctx: Triplane) -> Triplane:
-        t = self.chunk_frames
-        pad_t = t - ctx.xt.shape[-2]
-        ctx = Triplane(ctx.xy, F.pad(ctx.xt, (0, 0, 0, pad_t)), F.pad(ctx.yt, (0, 0, 0, pad_t)))
-        return x.cat(ctx).map(self.conv_in)
+        return x.cat(pad_time(ctx, self.chunk_frames)).map(self.conv_in)
 
     def head(self, h: Triplane) -> Triplane:
         return h.map(lambda p: self.out_conv(F.silu(self.out_norm(p))))

@@ -20,10 +20,12 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
+from .. import motion_prior
 from ..checkpoint import CheckpointError, load_checkpoint, load_into, save_checkpoint, sidecar_path
 from ..config import ModelConfig
 from ..diffusion.losses import joint_loss, single_loss
 from ..diffusion.schedule import NoiseSchedule
+from ..flow_extrapolation import FlowExtrapolator
 from ..models.anchored import empty_anchor
 from ..models.syncvp import SyncVPDenoiser, SyncVPModel, make_autoencoder
 from ..models.unet import BranchUNet
@@ -246,18 +248,26 @@ def _encode_part(cfg: ModelConfig, model: SyncVPModel, clips: ClipIndex, idx: ra
                  batch: int) -> dict[str, torch.Tensor]:
     acc: dict[str, list[torch.Tensor]] = {}
     c = cfg.context_frames
+    flow = FlowExtrapolator() if motion_prior.enabled(cfg) else None
     for s in range(idx.start, idx.stop, batch):
         part = range(s, min(s + batch, idx.stop))
         rgb, dep = zip(*(clips.frames(i) for i in part))
         x_r, x_d, valid = to_model_tensors(np.stack(rgb), np.stack(dep), cfg, np.full(len(part), flip))
+        nets = {mod: encoder_inputs(cfg, mod, x.to(device), valid.to(device))
+                for mod, x in (("rgb", x_r), ("depth", x_d))}
+        priors = {}
+        if motion_prior.enabled(cfg):  # the flow extrapolation of the context, as the predictor makes it
+            p_r, p_d = motion_prior.extrapolate(nets["rgb"][0][:, :, :c], nets["depth"][0][:, :, :c], cfg, flow)
+            priors = {"rgb": p_r, "depth": p_d}
         with torch.no_grad():
-            for mod, x in (("rgb", x_r), ("depth", x_d)):
-                x, anchor = encoder_inputs(cfg, mod, x.to(device), valid.to(device))
-                roles = [("ctx", slice(0, c), anchor), ("tgt", slice(c, None), anchor)]
+            for mod, (x, anchor) in nets.items():
+                clips_of_role = [("ctx", x[:, :, :c], anchor), ("tgt", x[:, :, c:], anchor)]
                 if anchor is not None:  # the target as decoded when this sensor is silent (no anchor)
-                    roles.append(("free", slice(c, None), empty_anchor(anchor)))
-                for role, sl, a in roles:
-                    z = model.autoencoder(mod).encode(x[:, :, sl], a)
+                    clips_of_role.append(("free", x[:, :, c:], empty_anchor(anchor)))
+                if mod in priors:
+                    clips_of_role.append(("prior", priors[mod], anchor))
+                for role, clip, a in clips_of_role:
+                    z = model.autoencoder(mod).encode(clip, a)
                     for name, p in zip(PLANES, z.planes()):
                         acc.setdefault(f"{mod}.{role}.{name}", []).append(p.cpu())
     return {k: torch.cat(v) for k, v in acc.items()}
@@ -289,6 +299,17 @@ class Latents:
         i = torch.as_tensor(idx, device=self.t[f"{mod}.{role}.xy"].device)
         return Triplane(*(self.t[f"{mod}.{role}.{p}"][i] for p in PLANES))
 
+    def condition(self, cfg: ModelConfig, mod: str, idx: np.ndarray) -> Triplane:
+        """What the denoiser branch is conditioned on: the context latent, with ``motion_prior`` also the
+        prior latent (:func:`syncvp_core.motion_prior.condition`)."""
+        ctx = self.get(mod, "ctx", idx)
+        if not motion_prior.enabled(cfg):
+            return ctx
+        if not self.has("prior"):
+            raise CheckpointError(f"{self.path} holds no motion-prior latents but the model config has "
+                                  f"motion_prior={cfg.motion_prior}: run `syncvp cache-latents` again")
+        return motion_prior.condition(ctx, self.get(mod, "prior", idx), cfg.chunk_frames)
+
 
 # ---------------------------------------------------------------------------------------------------------
 # Stage "single"
@@ -300,7 +321,7 @@ def single_task(cfg: ModelConfig, scfg: SingleConfig, modality: str, lat: Latent
     own = MOD_INDEX[modality]
 
     def loss(model, idx: np.ndarray, gen: torch.Generator, info: DistInfo):
-        z, ctx = lat.get(modality, "tgt", idx), lat.get(modality, "ctx", idx)
+        z, ctx = lat.get(modality, "tgt", idx), lat.condition(cfg, modality, idx)
         free = lat.get(modality, "free", idx) if lat.has("free") else None
         return single_loss(model, schedule, z, ctx, own, scfg.cond_drop, gen, share=info, unanchored=free), {}
 
@@ -349,8 +370,8 @@ def joint_task(cfg: ModelConfig, jcfg: JointConfig, lat: Latents, run_dir: Path,
     def loss(model, idx: np.ndarray, gen: torch.Generator, info: DistInfo):
         free = (lat.get("rgb", "free", idx), lat.get("depth", "free", idx)) if lat.has("free") else None
         total, parts = joint_loss(model, schedule, cfg.diffusion, lat.get("rgb", "tgt", idx),
-                                  lat.get("depth", "tgt", idx), lat.get("rgb", "ctx", idx),
-                                  lat.get("depth", "ctx", idx), gen, share=info, unanchored=free,
+                                  lat.get("depth", "tgt", idx), lat.condition(cfg, "rgb", idx),
+                                  lat.condition(cfg, "depth", idx), gen, share=info, unanchored=free,
                                   full_t_max=jcfg.full_t_max)
         return total, {"loss_rgb": float(parts["loss_rgb"]), "loss_depth": float(parts["loss_depth"])}
 
