@@ -1,5 +1,6 @@
 """Camera-motion profiles of the simulator (syncvp_core.data.sim.profiles): stops hold still, bumps pitch the
-camera, pans turn on the spot, seeded; one rendered sequence per check where the poses matter."""
+camera, pans turn on the spot, seeded, no camera moves faster than its kind can; one rendered sequence per
+check where the rendered poses matter."""
 from __future__ import annotations
 
 import importlib.util
@@ -9,8 +10,9 @@ import numpy as np
 import pytest
 
 from syncvp_core.data import sim
+from syncvp_core.data.mix import CAMERA_SPEED_BOUND_MPS
 from syncvp_core.data.sim.profiles import BUMP_S
-from syncvp_core.data.sim.sequence import _Rig
+from syncvp_core.data.sim.sequence import _Rig, camera_track, max_camera_speed
 
 FRAMES = 80
 
@@ -83,6 +85,37 @@ def test_pan_turns_on_the_spot():
     assert len(pan) > 20
     assert np.ptp(tr.x[pan]) == 0.0 and np.ptp(tr.y[pan]) == 0.0
     assert np.ptp(tr.yaw[pan]) > 0.1  # it turned while standing
+
+
+def _standing_pan_frames(plan: sim.MotionPlan) -> list[int]:
+    tr = plan.traj
+    return [k for k in range(FRAMES - 1) if all(tr.labels[j] == "pan" and tr.v[j] == 0.0
+                                                for j in range(plan.idx[k], plan.idx[k + 1] + 1))]
+
+
+def test_walker_beside_the_path_pans_on_the_spot():
+    seed, plan = _find("handheld", lambda p: p.scene == "street" and len(_standing_pan_frames(p)) >= 5)
+    poses, _ = camera_track(sim.SimConfig(frames=FRAMES, motion="handheld"), seed)
+    pan = _standing_pan_frames(plan)
+    for k in pan:  # a lane's width off the path, and still the camera only turns
+        np.testing.assert_array_equal(poses[k, :2, 3], poses[k + 1, :2, 3])
+    assert not np.allclose(poses[pan[0], :3, :3], poses[pan[-1] + 1, :3, :3], atol=1e-3)
+
+
+# The parts of config/train/motion_mix.yaml (motion, scene, master seed). Before SIM_VERSION 2, 7 of the 24
+# handheld sequences (00006, 08, 09, 18, 20, 21, 23: street) jumped 1-4 m in a frame where a walker a lane
+# off the path moved off after turning on the spot, and two more ran at 3.2-3.4 m/s through tight turns.
+RECIPE = [("handheld", "mixed", 1201), ("robot", "yard", 1202), ("car", "street", 1203), ("auto", "mixed", 1204)]
+
+
+@pytest.mark.parametrize("motion,scene,seed", RECIPE)
+def test_camera_never_moves_faster_than_its_kind_can(motion, scene, seed):
+    cfg = sim.SimConfig(frames=60, scene=scene, motion=motion)
+    speeds = [max_camera_speed(*camera_track(cfg, s)) for s in sim.sequence_seeds(seed, 24)]
+    assert set(CAMERA_SPEED_BOUND_MPS) == set(sim.MOTIONS)  # make-mix checks every motion
+    bound = CAMERA_SPEED_BOUND_MPS[motion]
+    assert max(speeds) <= bound, {f"seq_{i:05d}": round(v, 2) for i, v in enumerate(speeds) if v > bound}
+    assert max(speeds) > 0.3 * bound  # the bound is near what the camera does, not vacuous
 
 
 def test_handheld_shakes_only_while_walking():

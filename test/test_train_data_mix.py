@@ -7,6 +7,7 @@ import dataclasses
 import fnmatch
 import importlib.util
 import json
+import logging
 
 import numpy as np
 import pytest
@@ -15,7 +16,7 @@ from click.testing import CliRunner
 from syncvp_core.config import ConfigError, load_model_config
 from syncvp_core.data.dataset import DatasetWriter
 from syncvp_core.data.frames import RGBDFrame
-from syncvp_core.data.mix import heldout_sim_sequences
+from syncvp_core.data.mix import CAMERA_SPEED_BOUND_MPS, SimMix, heldout_sim_sequences
 from syncvp_core.data.mix import make_mix as make_mix_parts
 from syncvp_core.training.config import load_train_config
 from syncvp_core.training.data import (
@@ -141,6 +142,10 @@ def test_make_mix_resumes_and_training_records_the_mix(tmp_path):
         info = manifest["parts"][part]
         assert info["train_sequences"] == 2 and len(info["val_sequences"]) == 1 and info["frames"] == 36
     assert manifest["parts"]["hand"]["scenes"] == ["yard"] and manifest["parts"]["car"]["scenes"] == ["street"]
+    for part, bound in (("hand", 3.0), ("car", 20.0)):
+        info = manifest["parts"][part]
+        assert 0 < info["max_camera_speed_mps"] <= info["camera_speed_bound_mps"] == bound
+        assert info["too_fast_sequences"] == []
     held = heldout_sim_sequences(tcfg.data.sim_root, tcfg.data.sim_mix)  # what eval-heldout scores
     assert [(p.parent.parent.name, p.stem) for p in held] == [
         ("hand", manifest["parts"]["hand"]["val_sequences"][0]), ("car", manifest["parts"]["car"]["val_sequences"][0])]
@@ -160,6 +165,43 @@ def test_make_mix_resumes_and_training_records_the_mix(tmp_path):
     make_mix_parts(tcfg.data.sim_root, fewer, (16, 16), workers=1, progress=False)
     smaller = json.loads((tmp_path / "sim" / "mix_manifest.json").read_text())["parts"]["hand"]
     assert smaller["frames"] == 24 and smaller["train_sequences"] + len(smaller["val_sequences"]) == 2
+
+
+@pytest.mark.skipif(importlib.util.find_spec("mujoco") is None, reason="mujoco is not installed")
+def test_make_mix_renders_older_simulator_output_again_and_warns_of_fast_cameras(tmp_path, monkeypatch, caplog):
+    from syncvp_core.data import sim
+    from syncvp_core.data.sim.sequence import SIM_VERSION
+
+    try:
+        sim.select_gl_backend()
+    except sim.SimError as e:
+        pytest.skip(str(e))
+    part = SimMix(name="car", motion="car", sequences=2, frames=6, seed=8, height=16, width=16, fast=True,
+                  val_fraction=0.5)
+    root = tmp_path / "sim"
+
+    def make() -> dict:
+        return json.loads(make_mix_parts(root, (part,), (16, 16), workers=1, progress=False).read_text())
+
+    assert make()["sim_version"] == SIM_VERSION
+    raw, doc = root / "car" / "raw", root / "car" / "dataset" / "dataset.json"
+    older, current = raw / "seq_00000", raw / "seq_00001"
+    for path, key in ((older.with_suffix(".json"), None), (doc, "info")):  # as written before SIM_VERSION
+        d = json.loads(path.read_text())
+        (d[key] if key else d).pop("sim_version")
+        path.write_text(json.dumps(d))
+    stamps = {p: p.with_suffix(".npz").stat().st_mtime_ns for p in (older, current)}
+    # seq_00000 stands still; seq_00001 drives at 4.3 m/s: a bound below that flags it
+    monkeypatch.setitem(CAMERA_SPEED_BOUND_MPS, "car", 1.0)
+    with caplog.at_level(logging.WARNING, logger="syncvp_core.data.mix"):
+        info = make()["parts"]["car"]
+    assert json.loads(older.with_suffix(".json").read_text())["sim_version"] == SIM_VERSION
+    assert older.with_suffix(".npz").stat().st_mtime_ns != stamps[older]  # rendered again
+    assert current.with_suffix(".npz").stat().st_mtime_ns == stamps[current]  # kept
+    assert json.loads(doc.read_text())["info"]["sim_version"] == SIM_VERSION  # converted again
+    assert info["too_fast_sequences"] == ["seq_00001"] and info["camera_speed_bound_mps"] == 1.0
+    assert info["max_camera_speed_mps"] == pytest.approx(4.33, abs=0.01)
+    assert "part car (motion car)" in caplog.text and "1 of 2 sequences" in caplog.text
 
 
 def test_motion_mix_recipe_is_valid():

@@ -50,6 +50,9 @@ class Profile:
     step_hz: tuple[float, float] = (0.0, 0.0)  # gait frequency (handheld)
     step_lift_m: float = 0.0               # gait bob, peak
     tilt_deg: tuple[float, float] = (0.0, 0.0)  # range of the look-up/down angle chosen in pans
+    # A camera kept sideways off the path (a street lane) rounds the path's corners over this many times
+    # that offset (sequence._sideways); 0: it copies them exactly, as a vehicle keeps its lane.
+    round_corners: float = 0.0
 
 
 PROFILES: dict[str, Profile] = {
@@ -57,7 +60,8 @@ PROFILES: dict[str, Profile] = {
         scenes=("yard", "street"), speed=(0.4, 1.6), accel=1.5, yaw_rate=(0.3, 0.9), yaw_acc=1.5,
         cam_height=(1.2, 1.7), weights={"cruise": 3, "turn": 2, "stop": 1.2, "pan": 2},
         segment_s=(1.0, 3.5), stop_s=(0.8, 2.5), bump_per_m=0.15, bump_pitch_deg=(0.5, 1.5),
-        bump_lift_m=0.01, shake_deg=0.6, step_hz=(1.6, 2.1), step_lift_m=0.02, tilt_deg=(-12.0, 6.0)),
+        bump_lift_m=0.01, shake_deg=0.6, step_hz=(1.6, 2.1), step_lift_m=0.02, tilt_deg=(-12.0, 6.0),
+        round_corners=3.0),
     "robot": Profile(
         scenes=("yard",), speed=(0.3, 1.5), accel=1.0, yaw_rate=(0.3, 1.0), yaw_acc=1.2,
         cam_height=(0.25, 0.7), weights={"cruise": 3, "turn": 2, "stop": 1.5, "pan": 1.5},

@@ -17,6 +17,9 @@ from .render import MujocoRGBDRenderer, mujoco_module
 from .street import build_street
 from .yard import build_yard
 
+# Bump when a change alters what a seed renders: make-mix renders sequences of an older version again.
+# 2: a walker beside the path rounds its corners (no more one-frame jumps of metres after a pan).
+SIM_VERSION = 2
 SUBSTEPS = 10  # integration steps per frame
 FLIP = np.diag([1.0, -1.0, -1.0])  # MuJoCo camera axes (x right, y up, z back) -> optical
 
@@ -30,6 +33,7 @@ class MotionPlan:
     ego_s: np.ndarray         # arc length of each frame
     cam_height: tuple[float, float]
     dt_frame: float
+    round_corners: float = 0.0  # Profile.round_corners (0 for the scenes' own drive)
 
 
 def _pick_scene(cfg: SimConfig, rng: np.random.Generator) -> str:
@@ -63,16 +67,41 @@ def plan_motion(cfg: SimConfig, rng: np.random.Generator) -> MotionPlan:
     # Plan with look-ahead so the road/scene exists beyond the last frame.
     ahead_s = 12.0 if scene == "street" else 15.0
     dt = dt_frame / SUBSTEPS
+    round_corners = 0.0
     if cfg.motion == "auto":
         traj = Trajectory(*drive(rng, STYLES[scene], duration + ahead_s, dt))
         cam_height = STYLES[scene]["cam_height"]
     else:
         traj = profile_drive(rng, cfg.motion, duration + ahead_s, dt)
-        cam_height = PROFILES[cfg.motion].cam_height
+        cam_height, round_corners = PROFILES[cfg.motion].cam_height, PROFILES[cfg.motion].round_corners
     path = _path_along(traj, 30.0 if scene == "street" else 6.0)
     idx = np.arange(cfg.frames) * SUBSTEPS
     ego_s = np.concatenate([[0.0], np.cumsum(traj.v[:-1] * dt_frame / SUBSTEPS)])[idx]  # not * dt: keeps the rounding
-    return MotionPlan(scene, traj, path, idx, ego_s, cam_height, dt_frame)
+    return MotionPlan(scene, traj, path, idx, ego_s, cam_height, dt_frame, round_corners)
+
+
+def _mean_normal(path: Polyline, s: float, window: float) -> np.ndarray:
+    """The path's left normal averaged over arc length ``s +- window / 2`` (straight beyond its ends)."""
+    ss = np.concatenate([[path.s[0] - window], path.s, [path.s[-1] + window]])
+    yaw = np.concatenate([path.yaw[:1], path.yaw, path.yaw[-1:]])
+    n = np.stack([-np.sin(yaw), np.cos(yaw)], -1)
+    cum = np.concatenate([np.zeros((1, 2)), np.cumsum(0.5 * (n[1:] + n[:-1]) * np.diff(ss)[:, None], 0)])
+    ends = (s - window / 2, s + window / 2)
+    return np.array([np.diff(np.interp(ends, ss, cum[:, j]))[0] for j in (0, 1)]) / window
+
+
+def _sideways(plan: MotionPlan, k: int, heading: float, lane_offset: float) -> np.ndarray:
+    """The camera's offset from the path point at frame k (``heading``: the path's there).
+
+    A walker turns on the spot and in turns of a metre's radius; the path copies them (a kink where it
+    turned standing), and a point a lane's width beside it would swing through metres in a frame. A
+    walker rounds such corners instead: the offset follows the path's normal averaged over
+    ``round_corners`` times its length, so it moves at most 2 / round_corners metres per metre walked, the
+    camera at most 1 + 2 / round_corners times the walker's speed, and not at all while it turns standing."""
+    window = plan.round_corners * abs(lane_offset)
+    if window == 0.0:  # a vehicle keeps its lane exactly
+        return np.array([-math.sin(heading), math.cos(heading)]) * lane_offset
+    return _mean_normal(plan.path, plan.ego_s[k], window) * lane_offset
 
 
 @dataclass
@@ -93,7 +122,7 @@ class _Rig:
         """World-from-MuJoCo-camera rotation and position at frame k."""
         tr, i, t = plan.traj, plan.idx[k], k * plan.dt_frame
         (p,), (hd,) = plan.path.at([plan.ego_s[k]])
-        xy = p + np.array([-math.sin(hd), math.cos(hd)]) * lane_offset
+        xy = p + _sideways(plan, k, hd, lane_offset)
         bob = 0.01 * tr.v[i] ** 0.5 * math.sin(2 * math.pi * self.bob_freq * t + self.bob_phase)
         pitch = self.pitch0 - 0.006 * tr.acc[i] + bob * 0.5
         roll = float(np.clip(0.004 * tr.v[i] * tr.w[i], -0.05, 0.05))
@@ -116,20 +145,69 @@ def _place_movers(data, mover_ids: list[int], movers: list[dict], path: Polyline
         data.mocap_quat[mid] = yaw_quat(qyaw + (math.pi if tr["reverse"] else 0.0))
 
 
-def _build_model(cfg: SimConfig, plan: MotionPlan, sc: SceneBuilder, seed: int, info: dict):
-    """The scene around the plan -> (MjModel, lane offset of the ego camera, haze on)."""
+@dataclass
+class _Setup:
+    """What a sequence draws before rendering: ego motion, scene (MJCF text), camera rig."""
+
+    plan: MotionPlan
+    scene: SceneBuilder
+    info: dict[str, Any]
+    xml: str
+    lane_offset: float  # of the ego camera (its lane)
+    fog: bool
+    rig: _Rig
+
+
+def _set_up(cfg: SimConfig, seed: int) -> _Setup:
+    """The draws of sequence ``seed`` in their order; no MuJoCo needed yet."""
     from .world import world_xml
 
+    rng = np.random.default_rng(seed)
+    plan = plan_motion(cfg, rng)
+    sc = SceneBuilder(rng)
+    info: dict[str, Any] = {"scene": plan.scene}
     lane_offset = 0.0
     if plan.scene == "street":
         lane_offset = build_street(sc, plan.path, plan.ego_s, plan.traj.v[plan.idx], info)
     else:
         build_yard(sc, plan.path, plan.ego_s, info)
     xml, fog = world_xml(sc, cfg, plan.scene, info)
+    return _Setup(plan, sc, info, xml, lane_offset, fog, _Rig.draw(rng, plan.cam_height))
+
+
+def _compile(xml: str, seed: int):
     try:
-        return mujoco_module().MjModel.from_xml_string(xml), lane_offset, fog
+        return mujoco_module().MjModel.from_xml_string(xml)
     except Exception as e:  # a bug in the generator, not the user's input
         raise SimError(f"scene generation produced an invalid model (seed {seed}): {e}") from e
+
+
+def _optical_pose(R: np.ndarray, pos: np.ndarray) -> np.ndarray:
+    """Camera-to-world 4x4 in the optical convention from the MuJoCo camera's rotation and position."""
+    T = np.eye(4)
+    T[:3, :3] = R @ FLIP
+    T[:3, 3] = pos
+    return T
+
+
+def _stamps(cfg: SimConfig, which: list[int]) -> np.ndarray:
+    return T0_NS + np.round(np.asarray(which) * 1e9 / cfg.rate_hz).astype(np.int64)
+
+
+def camera_track(cfg: SimConfig, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Poses and stamps of every frame of sequence ``seed``, as :func:`simulate_sequence` renders them, without
+    building or rendering the MuJoCo model (milliseconds: for checks of the camera motion)."""
+    st = _set_up(cfg, seed)
+    which = list(range(cfg.frames))
+    return np.stack([_optical_pose(*st.rig.pose(st.plan, k, st.lane_offset)) for k in which]), _stamps(cfg, which)
+
+
+def max_camera_speed(poses: np.ndarray, stamps_ns: np.ndarray) -> float:
+    """The fastest frame-to-frame camera translation of a sequence, m/s (0 for a single frame)."""
+    if len(poses) < 2:
+        return 0.0
+    step = np.linalg.norm(np.diff(poses[:, :3, 3], axis=0), axis=1)
+    return float(np.max(step / (np.diff(stamps_ns) * 1e-9)))
 
 
 def _motion_info(cfg: SimConfig, plan: MotionPlan, which: list[int]) -> dict[str, Any]:
@@ -162,40 +240,34 @@ def simulate_sequence(cfg: SimConfig, seed: int, only_frames: list[int] | None =
     """Render one sequence. Deterministic in (cfg, seed). ``only_frames``: render just these frame indices
     of the sequence (same scene and motion; e.g. to check a committed recording quickly)."""
     mujoco = mujoco_module()
-    rng = np.random.default_rng(seed)
-    plan = plan_motion(cfg, rng)
-    sc = SceneBuilder(rng)
-    info: dict[str, Any] = {"scene": plan.scene}
-    model, lane_offset, fog = _build_model(cfg, plan, sc, seed, info)
+    st = _set_up(cfg, seed)
+    plan, info = st.plan, st.info
+    model = _compile(st.xml, seed)
     data = mujoco.MjData(model)
     ego_id = model.body("ego").mocapid[0]
-    mover_ids = [model.body(f"mv{i}").mocapid[0] for i in range(len(sc.movers))]
-    rig = _Rig.draw(rng, plan.cam_height)
+    mover_ids = [model.body(f"mv{i}").mocapid[0] for i in range(len(st.scene.movers))]
     which = list(range(cfg.frames)) if only_frames is None else [int(k) for k in only_frames]
     if any(not 0 <= k < cfg.frames for k in which):
         raise SimError(f"only_frames {which} outside 0..{cfg.frames - 1}")
     rgbs = np.empty((len(which), cfg.height, cfg.width, 3), np.uint8)
     depths = np.empty((len(which), cfg.height, cfg.width), np.float32)
     poses = np.empty((len(which), 4, 4), np.float64)
-    renderer = MujocoRGBDRenderer(model, cfg.height, cfg.width, fog=fog)
+    renderer = MujocoRGBDRenderer(model, cfg.height, cfg.width, fog=st.fog)
     try:
         for out_i, k in enumerate(which):
-            R, pos = rig.pose(plan, k, lane_offset)
+            R, pos = st.rig.pose(plan, k, st.lane_offset)
             data.mocap_pos[ego_id] = pos
             data.mocap_quat[ego_id] = rot_to_quat(R)
-            _place_movers(data, mover_ids, sc.movers, plan.path, k * plan.dt_frame)
+            _place_movers(data, mover_ids, st.scene.movers, plan.path, k * plan.dt_frame)
             mujoco.mj_kinematics(model, data)
             mujoco.mj_camlight(model, data)
             rgbs[out_i], depths[out_i] = renderer.render(data)
             if cfg.max_depth_m is not None:
                 depths[out_i][depths[out_i] > cfg.max_depth_m] = np.nan
-            poses[out_i] = np.eye(4)
-            poses[out_i, :3, :3] = R @ FLIP
-            poses[out_i, :3, 3] = pos
+            poses[out_i] = _optical_pose(R, pos)
     finally:
         renderer.close()
-    stamps = T0_NS + np.round(np.asarray(which) * 1e9 / cfg.rate_hz).astype(np.int64)
-    info.update(_summary(cfg, plan, rig, depths, seed), **_motion_info(cfg, plan, which),
+    info.update(_summary(cfg, plan, st.rig, depths, seed), **_motion_info(cfg, plan, which),
                 gl_backend=os.environ.get("MUJOCO_GL", ""), gl_renderer=renderer.gl_renderer,
-                mujoco_version=mujoco.__version__)
-    return SimSequence(rgbs, depths, cfg.K, poses, stamps, info)
+                mujoco_version=mujoco.__version__, sim_version=SIM_VERSION)
+    return SimSequence(rgbs, depths, cfg.K, poses, _stamps(cfg, which), info)
