@@ -168,7 +168,10 @@ def test_corrupt_checkpoint_fails_configure_and_the_node_can_be_reconfigured(har
 def test_parameters_are_validated_and_runtime_ones_applied(harness):
     from rclpy.parameter import Parameter
 
-    h = harness()
+    # No frames are published here: with the default dropout timeout a slow run saw both sensors "silent"
+    # (mode none) before force_mode was read back, whatever force_mode said. A long timeout keeps both
+    # sensors present for the whole test, so only the forced mode decides.
+    h = harness(params={"dropout_timeout": 60.0})
     res = h.node.set_parameters([Parameter("steps", value=-1)])[0]
     assert not res.successful
     res = h.node.set_parameters([Parameter("backend", value="onnxruntime")])[0]
