@@ -55,7 +55,7 @@ class Accumulator:
         return {k: v.summary() for k, v in sorted(self.stats.items())}
 
 
-def _heldout(folders: list[str], holdout_fraction: float, sim_sequences: list[str | Path]):
+def heldout_sources(folders: list[str], holdout_fraction: float, sim_sequences: list[str | Path]):
     """(name, rgb, depth, rate_hz, first held-out frame) of every held-out source, at its own resolution."""
     for folder in folders:
         seq = read_folder(folder, resolution=None)
@@ -87,7 +87,7 @@ def evaluate(checkpoint: str | Path | None, folders: list[str], holdout_fraction
     acc = Accumulator(horizon)
     counts = {}
     t0 = time.time()
-    for name, seq_rgb, seq_depth, rate_hz, first in _heldout(folders, holdout_fraction, list(sim_sequences)):
+    for name, seq_rgb, seq_depth, rate_hz, first in heldout_sources(folders, holdout_fraction, list(sim_sequences)):
         stride = stride_for(rate_hz, cfg.frame_rate_hz)
         wins = windows(len(seq_rgb), first, stride, c + horizon, window_step)
         counts[name] = {"frames": len(seq_rgb), "first_heldout_frame": first, "windows": len(wins), "stride": stride}

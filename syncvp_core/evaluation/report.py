@@ -183,7 +183,7 @@ def colorize_depth(depth: np.ndarray, lo: float, hi: float) -> np.ndarray:
     return rgb
 
 
-def _panel(img: np.ndarray | None, size: tuple[int, int], text: str | None = None) -> np.ndarray:
+def panel(img: np.ndarray | None, size: tuple[int, int], text: str | None = None) -> np.ndarray:
     from PIL import Image, ImageDraw
 
     h, w = size
@@ -197,7 +197,7 @@ def _panel(img: np.ndarray | None, size: tuple[int, int], text: str | None = Non
     return np.asarray(im)
 
 
-def _labelled(grid: list[list[np.ndarray]], col_titles: list[str], row_titles: list[str], caption: str) -> np.ndarray:
+def labelled(grid: list[list[np.ndarray]], col_titles: list[str], row_titles: list[str], caption: str) -> np.ndarray:
     from PIL import Image, ImageDraw
 
     ph, pw = grid[0][0].shape[:2]
@@ -247,11 +247,11 @@ def animation_frames(anim: dict, scenario: str, method: str = "model", dt_s: flo
             pr = None if fc is None or fc.rgb is None else fc.rgb[k]
             pd = None if fc is None or fc.depth is None else colorize_depth(fc.depth[k], lo, hi)
             gr, gd = fut_r[k], colorize_depth(fut_d[k], lo, hi)
-        row_c = [_panel(None if rgb_gone else ctx_r[ci], size, "removed"),
-                 _panel(pr, size, "N/A" if t >= c else ""), _panel(gr, size, "")]
-        row_d = [_panel(None if dep_gone else colorize_depth(ctx_d[ci], lo, hi), size, "removed"),
-                 _panel(pd, size, "N/A" if t >= c else ""), _panel(gd, size, "")]
-        frames.append(_labelled([row_c, row_d], cols, ["colour", "depth"], caption))
+        row_c = [panel(None if rgb_gone else ctx_r[ci], size, "removed"),
+                 panel(pr, size, "N/A" if t >= c else ""), panel(gr, size, "")]
+        row_d = [panel(None if dep_gone else colorize_depth(ctx_d[ci], lo, hi), size, "removed"),
+                 panel(pd, size, "N/A" if t >= c else ""), panel(gd, size, "")]
+        frames.append(labelled([row_c, row_d], cols, ["colour", "depth"], caption))
     return frames
 
 
