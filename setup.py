@@ -19,7 +19,7 @@ ROS = [
 ]
 EXPORT = ["onnx>=1.16", "onnxruntime>=1.18", "onnxscript>=0.2"]
 SIM = ["mujoco>=3.1"]
-EVAL = ["scipy>=1.10", "scikit-image>=0.22", "matplotlib>=3.8", "opencv-python-headless>=4.8"]
+EVAL = ["scipy>=1.10", "scikit-image>=0.22", "matplotlib>=3.8"]
 DEV = ["pytest<9", "ruff>=0.6", "tensorboard>=2.16", "hypothesis>=6.100"]
 # colcon test runs pytest only for packages with a "test" extra (launch_testing 3.7's plugin needs pytest<9).
 TEST = ["pytest<9"]
@@ -53,6 +53,8 @@ setup(
         "tqdm>=4.66",
         "pillow>=10",
         "rosbags>=0.10",
+        # The default model's motion prior runs OpenCV's DIS optical flow (syncvp_core/flow_extrapolation.py).
+        "opencv-python-headless>=4.8",
     ],
     extras_require={
         "ros": ROS,

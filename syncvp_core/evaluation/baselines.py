@@ -11,7 +11,7 @@
 * :class:`FlowExtrapolation` — dense optical flow (OpenCV DIS) between the two newest context frames,
   extrapolated per pixel, depth warped with the same flow and validity-aware
   (:mod:`syncvp_core.flow_extrapolation`, which the model's motion prior uses too). Needs
-  ``opencv-python-headless`` (the ``eval`` extra).
+  ``opencv-python-headless`` (a core dependency: the default model uses the same flow).
 
 Missing modality: a baseline cannot invent a modality it never saw, so in the RGB-only scenario the
 baselines forecast no depth (and none for colour in the depth-only one); the report shows N/A there rather
@@ -172,7 +172,7 @@ class FlowExtrapolation:
             self.impl = FlowExtrapolator(preset)
         except ImportError as e:
             raise ImportError("the flow baseline needs OpenCV: pip install opencv-python-headless "
-                              "(extra: syncvp_ros[eval])") from e
+                              "(a dependency of syncvp_ros since the motion prior)") from e
         self.context_frames = context_frames
 
     @property
