@@ -82,7 +82,11 @@ def test_colour_silence_predicts_depth_only_then_returns_to_full(harness):
     assert h.wait_until(lambda: h.count("h1/color") > n_c and h.count("h1/depth") > n_d, 10)
     h.streaming["color"] = True
     assert h.wait_until(lambda: predictions(h)[-1]["used_mode"] == "full", 10)
-    assert h.node.modes.dropouts == {"color": 1, "depth": 0}
+    # The silenced colour counts one dropout more than depth. Not exactly {1, 0}: on a loaded machine the
+    # harness's publisher can stall past the 0.3 s timeout, which counts a dropout of both (seen in CI-like
+    # runs as {2, 1}).
+    d = h.node.modes.dropouts
+    assert d["color"] >= 1 and d["color"] == d["depth"] + 1
 
 
 def test_both_sensors_silent_means_no_predictions_and_diagnostics_error(harness):
