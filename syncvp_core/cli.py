@@ -19,6 +19,7 @@ COMMANDS: dict[str, str] = {
     "train": "syncvp_core.training.cli:train",
     "cache-latents": "syncvp_core.training.cli:cache_latents",
     "make-mix": "syncvp_core.training.cli:make_mix",
+    "pack-data": "syncvp_core.training.cli:pack_data",
     "export": "syncvp_core.export.cli:export",
     "build-engine": "syncvp_core.export.cli:build_engine",
     "eval-bag": "syncvp_core.evaluation.cli:eval_bag",

@@ -1,4 +1,4 @@
-"""``syncvp train`` and ``syncvp cache-latents``."""
+"""``syncvp train``, ``syncvp cache-latents``, ``syncvp pack-data`` and ``syncvp make-mix``."""
 from __future__ import annotations
 
 import click
@@ -63,6 +63,32 @@ def cache_latents(config: str, overrides: tuple[str, ...]) -> None:
             click.echo(f"wrote {p}")
     except (ConfigError, CheckpointError, DataError) as e:
         raise click.ClickException(str(e)) from e
+
+
+@click.command("pack-data", context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("--config", "config", required=True, help="Train config (name in config/train/ or YAML path).")
+@click.option("--out", "out", required=True, type=click.Path(dir_okay=False),
+              help="The pack to write (e.g. runs/pack/motion_prior.npz).")
+@click.argument("overrides", nargs=-1)
+def pack_data(config: str, out: str, overrides: tuple[str, ...]) -> None:
+    """Pack the config's training data (folders, data sets, the simulator mix: the frames that may train,
+    at the model resolution, depth as float16) into one file, for a machine without the sources; train there
+    with data.pack=FILE (bench/device_train.sh)."""
+    from .config import load_train_config
+    from .pack import write_pack
+    from .pipeline import read_training_data
+
+    try:
+        tcfg = load_train_config(config, list(overrides))
+        if tcfg.data.pack:
+            raise click.UsageError("data.pack is set: that config already trains from a pack")
+        cfg = tcfg.model_config()
+        seqs = read_training_data(tcfg, cfg, tcfg.progress)
+        info = write_pack(seqs, tcfg.data.holdout_fraction, tuple(cfg.resolution), out)
+    except (ConfigError, DataError) as e:
+        raise click.ClickException(str(e)) from e
+    click.echo(f"wrote {out}: {info['sequences']} sequences, {info['frames']} frames, "
+               f"{info['bytes'] / 2**20:.1f} MiB")
 
 
 @click.command("make-mix", context_settings={"help_option_names": ["-h", "--help"]})

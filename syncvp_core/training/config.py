@@ -114,6 +114,9 @@ class DataConfig:
     # data sets are read like ``datasets``.
     sim_root: str = ""
     sim_mix: tuple[SimMix, ...] = ()
+    # A training pack (`syncvp pack-data`, syncvp_core/training/pack.py) to train from instead of folders,
+    # datasets and sim_mix: the data of this config, made on a machine that has it, for one that does not.
+    pack: str = ""
 
     def all_datasets(self) -> list[str]:
         from ..data.mix import mix_datasets

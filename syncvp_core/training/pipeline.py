@@ -19,11 +19,29 @@ import torch
 
 from .. import __version__
 from ..checkpoint import CheckpointError
+from ..config import ModelConfig
 from . import data as D
 from . import stages as S
 from .config import TrainConfig, resolved_json
 from .dist import DistInfo, barrier, init_distributed, resolve_device
 from .loop import train
+
+
+def read_training_data(tcfg: TrainConfig, cfg: ModelConfig, show_progress: bool) -> list[D.Sequence]:
+    """The training sequences of ``tcfg.data`` at the model resolution: from its pack when it names one,
+    else from its folders, data sets and simulator mix (which must be made)."""
+    d = tcfg.data
+    if d.pack:
+        from .pack import read_pack
+
+        return read_pack(d.pack, tuple(cfg.resolution))
+    from ..data.mix import mix_datasets
+
+    missing = [str(p) for p in mix_datasets(d.sim_root, d.sim_mix) if not (p / "dataset.json").exists()]
+    if missing:
+        raise D.DataError(f"the simulator part of the data mix is not made yet ({', '.join(missing)}): "
+                          f"run `syncvp make-mix --config <this config>` first")
+    return D.load_sequences(d.folders, cfg, show_progress, d.all_datasets(), d.reversible)
 
 
 class Session:
@@ -51,15 +69,7 @@ class Session:
 
     def sequences(self) -> list[D.Sequence]:
         if self._seqs is None:
-            d = self.tcfg.data
-            from ..data.mix import mix_datasets
-
-            missing = [str(p) for p in mix_datasets(d.sim_root, d.sim_mix) if not (p / "dataset.json").exists()]
-            if missing:
-                raise D.DataError(f"the simulator part of the data mix is not made yet ({', '.join(missing)}): "
-                                  f"run `syncvp make-mix --config <this config>` first")
-            self._seqs = D.load_sequences(d.folders, self.cfg, self.tcfg.progress and self.info.main,
-                                          d.all_datasets(), d.reversible)
+            self._seqs = read_training_data(self.tcfg, self.cfg, self.tcfg.progress and self.info.main)
         return self._seqs
 
     def fingerprint(self) -> str:
