@@ -39,7 +39,7 @@ def write_pack(seqs: list[Sequence], holdout_fraction: float, resolution: tuple[
     path = Path(path)
     arrays: dict[str, np.ndarray] = {}
     rows = []
-    for i, s in enumerate(seqs):
+    for s in seqs:
         end = max(0, min(len(s), s.train_end if s.train_end >= 0 else split_point(len(s), holdout_fraction)))
         if end == 0:
             continue
