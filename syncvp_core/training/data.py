@@ -65,6 +65,11 @@ def split_point(n_frames: int, holdout_fraction: float) -> int:
     return int(np.floor(n_frames * (1.0 - holdout_fraction)))
 
 
+def trainable_end(seq: Sequence, holdout_fraction: float) -> int:
+    """Frames [0, this) of ``seq`` may train: its own train_end, else the holdout rule."""
+    return seq.train_end if seq.train_end >= 0 else split_point(len(seq), holdout_fraction)
+
+
 def stride_for(rate_hz: float, model_rate_hz: float) -> int:
     return max(1, int(round(rate_hz / model_rate_hz)))
 
@@ -152,7 +157,7 @@ class ClipIndex:
         self.items: list[tuple[int, int, int, bool]] = []  # (sequence, start, stride, reversed)
         for si, s in enumerate(seqs):
             stride = stride_for(s.rate_hz, model_rate_hz)
-            end = s.train_end if s.train_end >= 0 else split_point(len(s), holdout_fraction)
+            end = trainable_end(s, holdout_fraction)
             span = (length - 1) * stride + 1
             step = start_step * stride if start_step > 0 else 1
             directions = (False, True) if reverse_time and s.reversible else (False,)
@@ -191,7 +196,7 @@ def describe_mix(seqs: list[Sequence], clips: ClipIndex, holdout_fraction: float
         n_rev[si] += rev
     rows, groups = [], {}
     for si, s in enumerate(seqs):
-        end = s.train_end if s.train_end >= 0 else split_point(len(s), holdout_fraction)
+        end = trainable_end(s, holdout_fraction)
         group = s.source.get("kind", "unknown") + (f"/{s.source['motion']}" if "motion" in s.source else "")
         rows.append({"name": s.name, "group": group, "scene": s.source.get("scene"), "frames": len(s),
                      "train_frames": int(max(end, 0)), "rate_hz": s.rate_hz, "reversible": s.reversible,

@@ -28,7 +28,7 @@ from typing import Any
 
 import numpy as np
 
-from .data import DataError, Sequence, split_point
+from .data import DataError, Sequence, trainable_end
 
 FORMAT = "syncvp-train-pack-1"
 
@@ -40,7 +40,7 @@ def write_pack(seqs: list[Sequence], holdout_fraction: float, resolution: tuple[
     arrays: dict[str, np.ndarray] = {}
     rows = []
     for s in seqs:
-        end = max(0, min(len(s), s.train_end if s.train_end >= 0 else split_point(len(s), holdout_fraction)))
+        end = max(0, min(len(s), trainable_end(s, holdout_fraction)))
         if end == 0:
             continue
         segments = [(int(a), int(min(b, end))) for a, b in (s.segments or [(0, len(s))]) if min(b, end) > a]
