@@ -2,12 +2,12 @@
 install hints instead of tracebacks for missing optional packages."""
 import logging
 import sys
-import time
 
 import pytest
 
 from syncvp_core.backends import select
 from syncvp_core.backends.select import BackendError, auto_candidates, create_backend
+from syncvp_core.backends.selfcheck import time_step as real_time_step
 from syncvp_core.backends.torch_backend import TorchBackend
 from syncvp_core.predictor import Predictor
 from syncvp_core.testing import micro_config
@@ -48,7 +48,7 @@ def test_auto_candidates(monkeypatch, cuda, trt, ort_cuda, ort, expected):
 
 
 class _Fake:
-    """A stand-in backend: torch eager's denoiser, optionally slowed down, failing, or wrong."""
+    """A stand-in backend: torch eager's denoiser with a declared step time, optionally failing or wrong."""
 
     def __init__(self, name, model, delay=0.0, offset=0.0, fail=None):
         self.name, self._ref, self.delay, self.offset, self.fail = name, TorchBackend(model, "cpu"), delay, offset, fail
@@ -56,7 +56,6 @@ class _Fake:
     def denoise(self, *args):
         if self.fail:
             raise RuntimeError(self.fail)
-        time.sleep(self.delay)
         e_r, e_d = self._ref.denoise(*args)
         return e_r.map(lambda p: p + self.offset), e_d
 
@@ -71,7 +70,14 @@ def _fakes(monkeypatch, model, specs):
             raise spec
         return _Fake(kind, model, **spec)
 
+    def declared_time(backend, inputs, device, max_steps, budget_s):
+        # The real timing loop runs (its calls, its failures), but the ranking sees each stand-in's declared
+        # step time: wall-clock sleeps of tens of ms lost to scheduler noise on a loaded 2-core CI machine.
+        _, eps_r, eps_d = real_time_step(backend, inputs, device, max_steps, budget_s)
+        return backend.delay, eps_r, eps_d
+
     monkeypatch.setattr(select, "_create", fake_create)
+    monkeypatch.setattr(select, "time_step", declared_time)
     return created
 
 
