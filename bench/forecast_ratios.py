@@ -2,8 +2,8 @@
 
 Runs the held-out evaluation (``syncvp eval-heldout``: the held-out tails of the train config's real
 sequences, sensor resolution) or reads its JSON, and prints for each model row (full, rgb_only, depth_only)
-the ratio to copy-last, constant velocity and optical flow per horizon. Ratios are oriented so that
-**< 1 means the model is better** (error metrics LPIPS and AbsRel as model / baseline; PSNR as
+the ratio to every baseline (copy-last, constant velocity, optical flow, scene flow) per horizon. Ratios
+are oriented so that **< 1 means the model is better** (error metrics LPIPS and AbsRel as model / baseline; PSNR as
 baseline / model):
 
     python bench/forecast_ratios.py --checkpoint syncvp_core/assets/default/syncvp_tiny.safetensors \\
@@ -19,7 +19,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-BASELINES = ("copy_last", "const_velocity", "optical_flow")
+from syncvp_core.evaluation.methods import BASELINES  # noqa: E402
+
 METRICS = ("lpips", "absrel", "psnr")
 ROWS = ("model/full", "model/rgb_only", "model/depth_only", "ae_ceiling")
 

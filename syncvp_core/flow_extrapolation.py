@@ -8,10 +8,14 @@ surface), so a moving object keeps its leading edge and covers what it passes. C
 bilinearly from the newest frame at the winner's sub-pixel source (one resampling per output frame, no blur
 accumulates); a target no pixel lands on (a disocclusion) takes its own flow, border repeated. Depth is
 **validity-aware**: the winner's depth exactly (nearest, never averaged across a depth edge), NaN where
-nothing landed (a hole, not a guess) or the source was invalid. Depth values are carried, not changed (no
-motion along the optical axis). The flow comes from colour when colour is given, else from inverse depth.
+nothing landed (a hole, not a guess) or the source was invalid. ``depth_motion="carry"`` (the default)
+carries depth values unchanged (no motion along the optical axis); ``"rate"`` also extrapolates each pixel's
+depth change along its flow, d_t(p) - d_{t-1}(p + f(p)), k times (scene flow: an approaching wall gets
+nearer), the rate capped at RATE_CAP of the depth per frame because at depth edges and in textureless
+regions the flow picks the wrong surface and the difference is not motion. The flow comes from colour when
+colour is given, else from inverse depth.
 
-Two users, one piece of code: the ``optical_flow`` evaluation baseline
+Two users, one piece of code: the ``optical_flow`` and ``scene_flow`` evaluation baselines
 (:mod:`syncvp_core.evaluation.baselines`) and the model's motion prior (:mod:`syncvp_core.motion_prior`).
 Needs ``opencv-python-headless``.
 """
@@ -22,6 +26,11 @@ import numpy as np
 # OpenCV's DIS crashes the process (segfault, OpenCV 5.0) on images with a side under 16 px and a
 # wider other side (12x48, 15x60, ...); every shape from 16 px up to a 16:1 aspect ratio was tried and works.
 MIN_FLOW_SIDE = 16
+
+# depth_motion="rate": the largest depth change per frame, as a fraction of the depth (10 % per frame at 10 Hz
+# is 1 m/s at 1 m, 10 m/s at 10 m: walking speed indoors, urban driving outdoors).
+RATE_CAP = 0.1
+DEPTH_MOTIONS = ("carry", "rate")
 
 
 def grey(rgb: np.ndarray) -> np.ndarray:
@@ -47,7 +56,7 @@ def _to_u8(img: np.ndarray) -> np.ndarray:
 
 
 class FlowExtrapolator:
-    def __init__(self, preset: str = "medium") -> None:
+    def __init__(self, preset: str = "medium", depth_motion: str = "carry") -> None:
         try:
             import cv2
         except ImportError as e:
@@ -56,6 +65,9 @@ class FlowExtrapolator:
                    "medium": cv2.DISOPTICAL_FLOW_PRESET_MEDIUM}
         if preset not in presets:
             raise ValueError(f"DIS preset must be one of {sorted(presets)}, got {preset!r}")
+        if depth_motion not in DEPTH_MOTIONS:
+            raise ValueError(f"depth_motion must be one of {DEPTH_MOTIONS}, got {depth_motion!r}")
+        self.depth_motion = depth_motion
         self._cv2 = cv2
         self._dis = cv2.DISOpticalFlow_create(presets[preset])
         self.last_flow: np.ndarray | None = None  # (H, W, 2) of the last extrapolation: newest -> previous
@@ -90,6 +102,9 @@ class FlowExtrapolator:
             key = np.where(np.isfinite(last_d) & (last_d > 0), last_d, np.inf).ravel()
         else:
             key = -np.hypot(f[..., 0], f[..., 1]).ravel()
+        rate = None
+        if last_d is not None and self.depth_motion == "rate":
+            rate = depth_rate(f, np.asarray(context_depth[-2], np.float32), last_d)
         by_rank = np.argsort(key, kind="stable")  # z-buffer order, ties by pixel index (deterministic)
         rank = np.empty_like(by_rank)
         rank[by_rank] = np.arange(len(by_rank))
@@ -105,10 +120,24 @@ class FlowExtrapolator:
                                              ys + k * fd[..., 1], self._cv2.INTER_LINEAR,
                                              borderMode=self._cv2.BORDER_REPLICATE)
             if dep is not None:
-                d = last_d.ravel()[np.maximum(src, 0)]
+                d = (last_d if rate is None else last_d + k * rate).ravel()[np.maximum(src, 0)]
                 d[hole | ~(np.isfinite(d) & (d > 0))] = np.nan
                 dep[k - 1] = d
         return rgb, dep
+
+
+def depth_rate(flow: np.ndarray, prev_d: np.ndarray, last_d: np.ndarray) -> np.ndarray:
+    """(H, W) metres per frame: the newest depth minus the previous frame's depth where the flow says the
+    pixel was (nearest), capped at +-RATE_CAP of the newest depth; 0 where either is invalid."""
+    h, w = last_d.shape
+    ys, xs = np.mgrid[0:h, 0:w]
+    px = np.clip(np.rint(xs + flow[..., 0]), 0, w - 1).astype(np.int64)
+    py = np.clip(np.rint(ys + flow[..., 1]), 0, h - 1).astype(np.int64)
+    prev = prev_d[py, px]
+    with np.errstate(invalid="ignore"):
+        ok = np.isfinite(last_d) & (last_d > 0) & np.isfinite(prev) & (prev > 0)
+    cap = RATE_CAP * np.where(ok, last_d, 0.0)
+    return np.clip(np.where(ok, last_d - np.where(ok, prev, 0.0), 0.0), -cap, cap).astype(np.float32)
 
 
 def _splat(flow: np.ndarray, k: int, rank: np.ndarray, by_rank: np.ndarray) -> np.ndarray:

@@ -1,5 +1,6 @@
 """Baselines: copy-last is exact; constant velocity recovers a known global translation; dense-flow
-extrapolation follows an analytic image shift, warps depth without mixing edges and keeps holes invalid."""
+extrapolation follows an analytic image shift, warps depth without mixing edges and keeps holes invalid;
+scene flow also extrapolates each pixel's depth change, capped."""
 import sys
 
 import numpy as np
@@ -10,6 +11,7 @@ from syncvp_core.evaluation.baselines import (
     ConstantVelocity,
     CopyLast,
     FlowExtrapolation,
+    SceneFlowExtrapolation,
     phase_correlation,
     refine_shift,
     resize_ceiling,
@@ -156,6 +158,27 @@ def test_flow_outside_sources_are_holes_and_depth_only_works():
     # a size OpenCV's DIS would crash on is a clear error (a failed window in eval-bag), not a segfault
     with pytest.raises(ValueError, match="16 px"):
         fl.predict(np.zeros((2, 12, 48, 3), np.uint8), None, horizon=2)
+
+
+def test_scene_flow_extrapolates_an_approaching_surface_and_caps_jumps():
+    # A textured scene that shifts sideways while its depth falls 0.1 m per frame (the wall approaches),
+    # with one patch 2 m nearer in the older frame only (what a flow error at an edge looks like: a jump,
+    # not motion) and an invalid band.
+    frames = _moving(_texture(5), (0, 2), n=4, h=64, w=96)
+    dep = np.stack([np.full((64, 96), 4.0 - 0.1 * k, np.float32) for k in range(4)])
+    dep[0, 30:40, 40:50] = 2.0
+    dep[:, :, :3] = np.nan
+    sf = SceneFlowExtrapolation().predict(frames[:2], dep[:2], horizon=2)
+    of = FlowExtrapolation().predict(frames[:2], dep[:2], horizon=2)
+    far = (slice(8, 24), slice(60, 88))  # away from the patch and the borders
+    for k in range(2):
+        assert np.allclose(sf.depth[k][far], 4.0 - 0.1 * (2 + k), atol=1e-4)  # nearer each step, as truth
+        assert np.allclose(of.depth[k][far], 3.9)  # optical flow carries the newest depth unchanged
+        assert np.isnan(sf.depth[k][:, :2]).all()  # invalid stays invalid
+    # the jump (+1.9 m) is capped at 10 % of the depth per frame: never farther than 3.9 * (1 + 0.1 * k)
+    for k in range(2):
+        assert np.nanmax(sf.depth[k]) == pytest.approx(3.9 * (1 + 0.1 * (k + 1)), abs=1e-4)
+    assert np.array_equal(sf.rgb, of.rgb)  # the same flow, the same colour
 
 
 def test_missing_opencv_is_a_clear_protocol_error(monkeypatch):

@@ -64,7 +64,8 @@ def test_eval_bag_cli_end_to_end(tmp_path, micro_yaml):
     res_ = data["results"]
     assert set(res_) == {"full", "rgb_only", "depth_only"}
     for scenario in res_:
-        assert set(res_[scenario]) == {"model", "copy_last", "const_velocity", "optical_flow", "resize_ceiling"}
+        assert set(res_[scenario]) == {"model", "copy_last", "const_velocity", "optical_flow", "scene_flow",
+                                      "resize_ceiling"}
         assert res_[scenario]["model"]["absrel"]["available"]  # the model forecasts both modalities
         assert len(res_[scenario]["model"]["absrel"]["mean"]) == 4
     assert not res_["rgb_only"]["copy_last"]["absrel"]["available"]  # baselines never invent depth

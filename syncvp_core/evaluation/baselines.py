@@ -12,6 +12,9 @@
   extrapolated per pixel, depth warped with the same flow and validity-aware
   (:mod:`syncvp_core.flow_extrapolation`, which the model's motion prior uses too). Needs
   ``opencv-python-headless`` (a core dependency: the default model uses the same flow).
+* :class:`SceneFlowExtrapolation` — the same flow and colour, and each pixel's depth change along its flow
+  extrapolated too (an approaching wall gets nearer; ``depth_motion="rate"``): the strongest classical
+  depth row where the flow is right, and it shows what ignoring motion along the optical axis costs.
 
 Missing modality: a baseline cannot invent a modality it never saw, so in the RGB-only scenario the
 baselines forecast no depth (and none for colour in the depth-only one); the report shows N/A there rather
@@ -167,9 +170,11 @@ class FlowExtrapolation:
     description = ("dense optical flow (OpenCV DIS) between the last two context frames, extrapolated k "
                    "times per step; depth warped with the same flow, nearest, holes invalid")
 
+    depth_motion = "carry"
+
     def __init__(self, context_frames: int = 2, preset: str = "medium") -> None:
         try:
-            self.impl = FlowExtrapolator(preset)
+            self.impl = FlowExtrapolator(preset, self.depth_motion)
         except ImportError as e:
             raise ImportError("the flow baseline needs OpenCV: pip install opencv-python-headless "
                               "(a dependency of syncvp_ros since the motion prior)") from e
@@ -188,6 +193,13 @@ class FlowExtrapolation:
         mode = scenario_mode(context_rgb, context_depth)
         rgb, dep = self.impl.extrapolate(context_rgb, context_depth, horizon)
         return Forecast(rgb, dep, mode)
+
+
+class SceneFlowExtrapolation(FlowExtrapolation):
+    name = "scene_flow"
+    description = ("optical flow as above, and each pixel's depth change along its flow extrapolated too "
+                   "(capped at 10 % of the depth per frame)")
+    depth_motion = "rate"
 
 
 def resize_ceiling(rgb: np.ndarray | None, depth: np.ndarray | None, model_hw: tuple[int, int]) -> Forecast:

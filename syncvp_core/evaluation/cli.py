@@ -196,10 +196,10 @@ def eval_bag(bag: str, out: str, topics: str | None, slop_ms: float, online: boo
 
     Reads BAG directly (no `ros2 bag play`), pairs colour and depth by stamp, spaces frames at the model's
     frame rate and slides over the recording (bounded memory). Each window is forecast by the model and by
-    three baselines (copy-last, constant velocity, optical-flow extrapolation) in three sensor scenarios
-    (full, RGB-only, depth-only) and scored per horizon step at the sensor resolution: PSNR, SSIM, LPIPS,
-    depth AbsRel/RMSE/delta1, and FVD when windows reach 16 frames. Writes OUT/metrics.json, OUT/report.md
-    (tables, plots) and GIFs. Deterministic for a given seed.
+    four baselines (copy-last, constant velocity, optical-flow and scene-flow extrapolation) in three
+    sensor scenarios (full, RGB-only, depth-only) and scored per horizon step at the sensor resolution:
+    PSNR, SSIM, LPIPS, depth AbsRel/RMSE/delta1, and FVD when windows reach 16 frames. Writes
+    OUT/metrics.json, OUT/report.md (tables, plots) and GIFs. Deterministic for a given seed.
 
     With --online the model row comes from the ROS 2 node instead (see docs/evaluation.md).
     """
@@ -415,7 +415,7 @@ def eval_heldout(checkpoint: str | None, config: str, window_step: int, steps: i
     (validation) sequences of its simulator data mix (MODEL_CARD.md's table).
 
     Per horizon step: the model in full / rgb_only / depth_only, the baselines (copy-last, constant
-    velocity, optical flow) and the autoencoder ceiling, at the sensor resolution. Prints a Markdown table.
+    velocity, optical flow, scene flow) and the autoencoder ceiling, at the sensor resolution. Prints a Markdown table.
     """
     import json
 

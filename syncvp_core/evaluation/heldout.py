@@ -6,8 +6,8 @@ frames. Metrics are computed at the sensor resolution of the sequence (predictio
 the Predictor, as users get them), per horizon step, for:
 
 * the model in full mode and with each modality's context dropped (rgb_only / depth_only),
-* every baseline of :data:`.methods.BASELINES` (copy-last, constant velocity, optical-flow extrapolation)
-  given both modalities,
+* every baseline of :data:`.methods.BASELINES` (copy-last, constant velocity, optical- and scene-flow
+  extrapolation) given both modalities,
 * the autoencoder ceiling: decode(encode(true future)), the best any latent forecast of this model can do.
 
 Held-out simulator sequences (the validation sequences of a data mix's parts, ``sim_sequences``: their

@@ -13,7 +13,14 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any, Protocol
 
-from .baselines import ConstantVelocity, CopyLast, FlowExtrapolation, Forecast, resize_ceiling
+from .baselines import (
+    ConstantVelocity,
+    CopyLast,
+    FlowExtrapolation,
+    Forecast,
+    SceneFlowExtrapolation,
+    resize_ceiling,
+)
 from .windows import Window
 
 MODEL = "model"
@@ -24,6 +31,7 @@ BASELINES: dict[str, Callable[[int], Any]] = {
     "copy_last": CopyLast,
     "const_velocity": ConstantVelocity,
     "optical_flow": FlowExtrapolation,
+    "scene_flow": SceneFlowExtrapolation,
 }
 
 
