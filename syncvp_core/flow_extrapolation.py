@@ -136,8 +136,9 @@ def depth_rate(flow: np.ndarray, prev_d: np.ndarray, last_d: np.ndarray) -> np.n
     prev = prev_d[py, px]
     with np.errstate(invalid="ignore"):
         ok = np.isfinite(last_d) & (last_d > 0) & np.isfinite(prev) & (prev > 0)
-    cap = RATE_CAP * np.where(ok, last_d, 0.0)
-    return np.clip(np.where(ok, last_d - np.where(ok, prev, 0.0), 0.0), -cap, cap).astype(np.float32)
+        change = np.where(ok, last_d - prev, 0.0)
+    cap = RATE_CAP * np.where(ok, last_d, 0.0)  # 0 where invalid: a NaN bound would make the clip NaN
+    return np.clip(change, -cap, cap).astype(np.float32)
 
 
 def _splat(flow: np.ndarray, k: int, rank: np.ndarray, by_rank: np.ndarray) -> np.ndarray:
