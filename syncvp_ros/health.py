@@ -32,7 +32,8 @@ class Health:
 
 def assess(state: str, mode: str, enabled: bool, configure_error: str = "",
            recent_problems: dict[str, int] | None = None, waiting: bool = False,
-           stall: Health | None = None, awaiting_first_input: str = "", inferred_depth: str = "publish") -> Health:
+           stall: Health | None = None, awaiting_first_input: str = "", inferred_depth: str = "publish",
+           held_depth_s: float | None = None) -> Health:
     """One line a user can act on, most severe cause first.
 
     ``state``: lifecycle state label (unconfigured/inactive/active/finalized); ``mode``: current
@@ -40,7 +41,8 @@ def assess(state: str, mode: str, enabled: bool, configure_error: str = "",
     ``waiting``: active but the context window is not full yet; ``stall``: the :class:`StallWatch`
     verdict; ``awaiting_first_input``: non-empty while no input has ever arrived (start-up before the
     camera publishes is normal: WARN, not ERROR), saying what is awaited; ``inferred_depth``: the node's
-    parameter (publish | withhold the depth predicted from colour alone).
+    parameter (publish | withhold the depth predicted from colour alone); ``held_depth_s``: in rgb_only, the
+    age of the context with both sensors the depth is forecast from (depth_hold), None when it is inferred.
     """
     if state != "active":
         if configure_error:
@@ -57,6 +59,9 @@ def assess(state: str, mode: str, enabled: bool, configure_error: str = "",
     if mode == "rgb_only":
         # The shipped model's depth inferred from colour alone is far off on real scenes (MODEL_CARD.md):
         # say so where operators look, not only in the card.
+        if held_depth_s is not None:
+            return Health(WARN, "depth missing: colour predicted from colour only (rgb_only guidance); depth "
+                          f"forecast from the last frames with depth, {held_depth_s:.1f} s old (depth_hold)" + bad)
         if inferred_depth == "withhold":
             return Health(WARN, "depth missing: predicting from colour only (rgb_only guidance); predicted "
                           "depth and clouds withheld until depth returns (inferred_depth=withhold)" + bad)

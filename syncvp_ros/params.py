@@ -124,8 +124,13 @@ PARAMS: tuple[ParamSpec, ...] = (
     _p("force_mode", str, "auto", "auto = full when both sensors work, guidance mode when one drops out; "
        "rgb_only / depth_only = always condition on that modality only.", "Dropout",
        choices=("auto", "rgb_only", "depth_only")),
+    _p("depth_hold", float, 1.0, "While depth is missing (rgb_only mode), predicted depth comes from one "
+       "forecast made from the newest context that had both sensors, read that much further ahead, for up to "
+       "this long after that context: far better than depth inferred from colour (MODEL_CARD.md, 'Depth "
+       "hold'). Older, or 0 = off: depth inferred from colour (inferred_depth applies).", "Dropout", unit="s",
+       range=(0.0, 10.0)),
     _p("inferred_depth", str, "publish", "What happens to the depth predicted from colour alone (rgb_only "
-       "mode): publish = depth images and clouds as in full mode; withhold = colour only, no depth images, "
+       "mode past depth_hold): publish = depth images and clouds as in full mode; withhold = colour only, no depth images, "
        "clouds or depth spread until depth returns (the shipped model's colour-only depth is far off on real "
        "scenes: MODEL_CARD.md). Diagnostics say which.", "Dropout", choices=("publish", "withhold")),
     # -------------------------------------------------------------------------------- outputs

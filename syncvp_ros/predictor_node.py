@@ -6,6 +6,7 @@ A thin adapter. The logic lives in ROS-free modules this file wires together:
 * :mod:`syncvp_core.data.sync`: colour/depth pairing by stamp;
 * :mod:`.context`: the context window spaced at the model's frame interval, output stamps;
 * :mod:`.modes`: dropout detection, usable frames and the guidance mode (full / rgb_only / depth_only / none);
+* :mod:`syncvp_core.depth_hold`: depth while the depth sensor is out, from the newest context with both;
 * :mod:`.worker`: the inference thread with a latest-only slot, latency and rate statistics;
 * :mod:`.health`: counters, stall and input-rate watches, the diagnostics summary, rate-limited logging;
 * :mod:`.params`: every parameter and its ROS descriptor, declared once;
@@ -27,6 +28,7 @@ Run: ``python -m syncvp_ros.predictor_node --ros-args -p checkpoint:=... --param
 """
 from __future__ import annotations
 
+import dataclasses
 import json
 import random
 import threading
@@ -48,11 +50,12 @@ from std_srvs.srv import SetBool
 from syncvp_core.data.encodings import EncodingError
 from syncvp_core.data.frames import RGBDFrame
 from syncvp_core.data.sync import StampSynchronizer, SyncEvent
+from syncvp_core.depth_hold import DepthHold, HeldDepth
 from syncvp_core.imageops import resize_depth, resize_rgb
 
 from . import context as ctx
 from . import health, params, ros_io
-from .modes import DEPTH_ONLY, MODALITIES, NEEDS, NONE, RGB_ONLY, ModeTracker, depth_problem
+from .modes import DEPTH_ONLY, FULL, MODALITIES, NEEDS, NONE, RGB_ONLY, ModeTracker, depth_problem
 from .planner_outputs import PlannerOutputs
 from .worker import Worker
 
@@ -92,6 +95,7 @@ class _Prediction:
     started: float  # time.perf_counter() around the predict call
     finished: float
     spread: Any = None  # syncvp_core.spread.Spread when num_samples > 1 (at the predictor's output size)
+    held: HeldDepth | None = None  # rgb_only: the depth came from the held synced context (depth_hold)
 
 
 class PredictorNode(LifecycleNode):
@@ -126,6 +130,7 @@ class PredictorNode(LifecycleNode):
         self.sync: StampSynchronizer | None = None
         self.buffer: ctx.ContextBuffer | None = None
         self.modes: ModeTracker | None = None
+        self.hold: DepthHold | None = None  # the newest context with both sensors, for depth dropouts
         self.worker: Worker | None = None
         self._subs: list = []
         self._pubs: list[tuple[Any, Any, Any]] = []  # per horizon step: (color, depth, camera_info)
@@ -161,6 +166,8 @@ class PredictorNode(LifecycleNode):
                 self.modes.timeout_s = value
             elif p.name == "force_mode" and self.modes is not None:
                 self._log_transition(self.modes.set_force(value, self._now_s()))
+            elif p.name == "depth_hold" and self.hold is not None:
+                self.hold.max_age_s = value
             elif p.name == "predict_rate_hz" and self.worker is not None:
                 self.worker.min_period_s = 1.0 / value if value > 0 else 0.0
 
@@ -254,6 +261,7 @@ class PredictorNode(LifecycleNode):
         self.buffer = ctx.ContextBuffer(pred.context_frames, 1.0 / rate, stride=p["context_stride"],
                                          backwards_tolerance_s=max(p["sync_slop"], 1e-3))
         self.modes = ModeTracker(p["dropout_timeout"], self._now_s(), force=p["force_mode"])
+        self.hold = DepthHold(p["depth_hold"], step_frames=pred.chunk_frames)
         self.monitor.stall.progress(time.monotonic(), self._progress())
         in_qos = ros_io.qos_profile(p["input_qos"], p["input_qos_depth"])
         out_qos = ros_io.qos_profile(p["output_qos"], p["output_qos_depth"])
@@ -534,6 +542,9 @@ class PredictorNode(LifecycleNode):
         window = self.buffer.window(*NEEDS[mode])
         if window is None:
             return
+        if mode == FULL and self.hold.enabled:
+            self.hold.remember(np.stack([f.rgb for f in window.frames]), np.stack([f.depth for f in window.frames]),
+                               window.newest_ns, window.dt_ns)
         if not self._p["always_predict"] and not self.has_subscribers():
             self.monitor.lazy_skips += 1
             return
@@ -555,20 +566,38 @@ class PredictorNode(LifecycleNode):
         out = self.predictor.predict(rgb, depth, horizon=len(job.stamps_ns), steps=job.steps or None,
                                      seed=job.seed, num_samples=int(self._p["num_samples"]),
                                      draws=job.draws or None)
+        pred_rgb, pred_depth, spread = out.rgb, out.depth, out.spread
+        held = self._held_depth(job) if job.mode == RGB_ONLY else None
+        if held is not None:
+            pred_depth = held.depth
+            if spread is not None:
+                spread = dataclasses.replace(spread, depth=held.samples, depth_std=held.std)
         t1 = time.perf_counter()
-        pred_rgb, pred_depth = out.rgb, out.depth
         oh, ow = int(self._p["output_height"]), int(self._p["output_width"])
         if oh or ow:
             size = (oh or pred_rgb.shape[1], ow or pred_rgb.shape[2])
             pred_rgb, pred_depth = resize_rgb(pred_rgb, size), resize_depth(pred_depth, size)
-        return _Prediction(pred_rgb, pred_depth, t0, t1, out.spread)
+        return _Prediction(pred_rgb, pred_depth, t0, t1, spread, held)
+
+    def _held_depth(self, job: _Job) -> HeldDepth | None:
+        """Depth forecast from the newest context with both sensors, while it is recent enough (depth_hold)."""
+        newest = job.frames[-1]
+        if self.modes.force_excludes("depth") or not self.hold.usable(newest.stamp_ns, newest.size):
+            return None  # force_mode rgb_only asks for colour-only conditioning, depth included
+
+        def forecast(rgb, depth, horizon):
+            out = self.predictor.predict(rgb, depth, horizon=horizon, steps=job.steps or None, seed=job.seed,
+                                         num_samples=int(self._p["num_samples"]), draws=job.draws or None)
+            return out.rgb, out.depth, *((out.spread.depth, out.spread.depth_std) if out.spread else (None, None))
+
+        return self.hold.depth_for(job.stamps_ns, newest.stamp_ns, forecast)
 
     def _publish(self, job: _Job, pred: _Prediction) -> None:
         """Every horizon step's outputs, then the statistics and the ~/status line of this prediction."""
         with self._lock:
             if not self._pubs or not self.context.ok():  # deactivated or shutting down while predicting
                 return
-            withhold = self._withholds_depth(job.mode)
+            withhold = self._withholds_depth(job.mode, pred)
             for k, stamp in enumerate(job.stamps_ns):
                 header = Header(frame_id=job.frame_id)
                 ros_io.set_stamp(header, stamp)
@@ -586,11 +615,20 @@ class PredictorNode(LifecycleNode):
                              latency_ms=round((pred.finished - pred.started) * 1e3, 2),
                              queue_ms=round((pred.started - job.submitted) * 1e3, 2),
                              publish_ms=round((t2 - pred.finished) * 1e3, 2),
-                             **({"depth_withheld": True} if withhold else {}))
+                             **({"depth_withheld": True} if withhold else {}), **self._depth_source(job, pred))
 
-    def _withholds_depth(self, mode: str) -> bool:
+    def _withholds_depth(self, mode: str, pred: _Prediction) -> bool:
         """Depth predicted from colour alone is not published with ``inferred_depth: withhold``."""
-        return mode == RGB_ONLY and self._p["inferred_depth"] == "withhold"
+        return mode == RGB_ONLY and pred.held is None and self._p["inferred_depth"] == "withhold"
+
+    @staticmethod
+    def _depth_source(job: _Job, pred: _Prediction) -> dict[str, Any]:
+        """Where an rgb_only prediction's depth came from, for the ~/status line."""
+        if job.mode != RGB_ONLY:
+            return {}
+        if pred.held is None:
+            return {"depth_from": "colour"}
+        return {"depth_from": "held", "depth_held_s": round(pred.held.age_s, 3)}
 
     def _publish_step(self, k: int, header: Header, job: _Job, pred: _Prediction, withhold: bool) -> None:
         """Horizon step ``k`` (0-based, topics h{k+1}): colour, depth (unless ``withhold``), camera_info.
@@ -645,7 +683,7 @@ class PredictorNode(LifecycleNode):
         stall = self.monitor.stall.verdict if self._predictions_expected() else None
         h = health.assess(self._state, mode, self._enabled, self.configure_error,
                           self.monitor.problems.take_recent(), waiting, stall, self._awaiting_first_input(),
-                          self._p["inferred_depth"])
+                          self._p["inferred_depth"], self._held_age_s(mode))
         pred = self.predictor
         kv = {"state": self._state, "mode": mode, "enabled": str(self._enabled),
               "backend": getattr(pred, "backend_name", "n/a"), "model": getattr(pred, "model_name", "n/a"),
@@ -653,6 +691,14 @@ class PredictorNode(LifecycleNode):
         kv.update(self.monitor.key_values(time.monotonic()))
         kv.update(health.Monitor.pipeline_values(self.sync, self.buffer, self.modes, self.worker))
         return h, kv
+
+    def _held_age_s(self, mode: str) -> float | None:
+        """In rgb_only, how old the held context is while the next prediction's depth would come from it."""
+        newest = self.buffer.newest if self.buffer is not None else None
+        if (mode != RGB_ONLY or newest is None or self.modes.force_excludes("depth")
+                or not self.hold.usable(newest.stamp_ns, newest.size)):
+            return None
+        return self.hold.age_s(newest.stamp_ns)
 
     def _publish_diagnostics(self) -> None:
         for warn, line in self.monitor.rate_lines(time.monotonic(), {m: self._p[f"{m}_topic"] for m in MODALITIES}):

@@ -262,9 +262,33 @@ def test_use_sim_time_drives_the_dropout_clock(harness):
     assert h.wait_until(lambda: h.node.modes.mode == "rgb_only", 3)
 
 
+def test_depth_silence_publishes_depth_forecast_from_the_last_synced_context_until_depth_hold_ends(harness):
+    h = harness(params={"dropout_timeout": 0.3, "depth_hold": 3.0, "inferred_depth": "withhold", "horizon": 4})
+    h.start_stream()
+    assert wait_predictions(h, 1)
+    h.streaming["depth"] = False
+    assert h.wait_until(lambda: len([p for p in predictions(h) if p["used_mode"] == "rgb_only"]) >= 3, 10)
+    first = next(p for p in predictions(h) if p["used_mode"] == "rgb_only")
+    # A forecast from real depth, not depth inferred from colour: published even with inferred_depth withhold.
+    assert first["depth_from"] == "held" and 0.3 <= first["depth_held_s"] <= 3.0 and "depth_withheld" not in first
+    level, msg = h.node.diagnostics()[0].level, h.node.diagnostics()[0].message
+    assert level == health.WARN and "depth_hold" in msg and "last frames with depth" in msg, msg
+
+    # One forecast per held context, extended a chunk (8 frames) at a time, not one per prediction; which
+    # frame each stamp reads is tested without ROS (test/test_depth_hold.py).
+    assert 1 <= h.node.hold.forecasts <= 4
+
+    # Past depth_hold the depth is inferred from colour, withheld here; then depth returns.
+    assert h.wait_until(lambda: predictions(h)[-1].get("depth_from") == "colour", 15)
+    assert predictions(h)[-1]["depth_withheld"] is True
+    h.streaming["depth"] = True
+    assert h.wait_until(lambda: predictions(h)[-1]["used_mode"] == "full", 10)
+    assert "depth_from" not in predictions(h)[-1]
+
+
 def test_inferred_depth_withhold_publishes_colour_only_while_depth_is_missing(harness):
     h = harness(params={"dropout_timeout": 0.3, "inferred_depth": "withhold", "num_samples": 2,
-                        "always_predict": True})
+                        "always_predict": True, "depth_hold": 0.0})  # no held depth: inferred at once
     from sensor_msgs.msg import PointCloud2
 
     h.subscribe(PointCloud2, "/syncvp/pred/h1/points", "h1/points")
