@@ -46,8 +46,8 @@ DT_NS = 100_000_000  # the stamps' spacing only sets the units of the hold's fra
 
 def heldout_windows(config: str, context: int, length: int, rate: float, step: int = 12):
     """(group, rgb, depth) windows of the held-out real tails and held-out simulator sequences."""
-    from syncvp_core.training.config import load_train_config
     from syncvp_core.data.mix import heldout_sim_sequences
+    from syncvp_core.training.config import load_train_config
 
     tcfg = load_train_config(config)
     sims = heldout_sim_sequences(tcfg.data.sim_root, tcfg.data.sim_mix)
