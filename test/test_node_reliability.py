@@ -94,8 +94,8 @@ def test_start_up_before_the_camera_is_not_an_error_but_a_lost_camera_is(harness
 
 def test_mismatched_depth_size_falls_back_to_rgb_only(harness):
     # 13.5: colour 64x48 with depth 32x24 for longer than dropout_timeout used to give no predictions while
-    # the mode stayed "full".
-    h = harness(params={"dropout_timeout": 0.3})
+    # the mode stayed "full". No depth hold: the message under test is the colour-only one.
+    h = harness(params={"dropout_timeout": 0.3, "depth_hold": 0.0})
     h.start_stream()
     assert wait_predictions(h, 1)
 
